@@ -1,0 +1,28 @@
+# adabert-bench: AdaBERT (Chen et al., IJCAI 2020) end to end.
+#   glue data -> teacher fine-tuning -> teacher probes -> search (task x seed x variant) -> derive
+# Every rule is a thin call of `python -m adabert <stage>`; the logic lives in the adabert package.
+import os
+
+from snakemake.utils import min_version, validate
+
+min_version("9.27")
+
+
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/teacher.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/tables/teacher.md",
+        "results/tables/search.md",

@@ -1,0 +1,122 @@
+"""``python -m adabert <stage>``: one sub-command per pipeline stage.
+
+Each sub-command parses paths, resolves the config and calls one library function; all logic lives
+in the library where it is unit-tested. Bad input ends with ``error: <message>`` and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from adabert.errors import AdabertError
+
+
+def _stage_cfg(args: argparse.Namespace, stage: str) -> dict:
+    from adabert import config
+
+    text = args.config.strip()
+    if text.startswith("{"):  # the workflow passes the stage's resolved view as inline JSON
+        return config.parse_cli_config(text)
+    full = config.parse_cli_config(text)
+    return config.stage_config(full, stage, getattr(args, "task", None), getattr(args, "variant", None))
+
+
+def _prepare(args):
+    cfg = _stage_cfg(args, "prepare")  # bad config fails before heavy imports
+    from adabert.encode import prepare
+
+    prepare(cfg, args.task, Path(args.out))
+
+
+def _teacher(args):
+    cfg = _stage_cfg(args, "teacher")  # bad config fails before heavy imports
+    from adabert.teacher import train_teacher
+
+    train_teacher(cfg, args.task, Path(args.data), Path(args.out))
+
+
+def _probes(args):
+    cfg = _stage_cfg(args, "probes")  # bad config fails before heavy imports
+    from adabert.probes import train_probes
+
+    train_probes(cfg, args.task, Path(args.data), Path(args.teacher), Path(args.out))
+
+
+def _search(args):
+    cfg = _stage_cfg(args, "search")  # bad config fails before heavy imports
+    from adabert.nas.search import run_search
+
+    run_search(cfg, args.task, args.seed, args.variant, Path(args.data),
+               Path(args.teacher), Path(args.probes), Path(args.out))
+
+
+def _derive(args):
+    cfg = _stage_cfg(args, "derive")  # bad config fails before heavy imports
+    from adabert.nas.derive import run_derive
+
+    run_derive(cfg, Path(args.search), Path(args.out))
+
+
+def _teacher_table(args):
+    from adabert.report.teacher_table import write_teacher_table
+
+    write_teacher_table([Path(p) for p in args.teachers], [Path(p) for p in args.probes],
+                        Path(args.out_md), Path(args.out_csv))
+
+
+def _search_table(args):
+    from adabert.report.search_table import write_search_table
+
+    write_search_table([Path(p) for p in args.derived], Path(args.out_md), Path(args.out_csv))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m adabert", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", required=True)
+    cfg_help = "config: a YAML file (validated, defaults filled) or the inline JSON the workflow passes"
+
+    def add(name, func, help_, *args):
+        p = sub.add_parser(name, help=help_)
+        for flag, kwargs in args:
+            p.add_argument(flag, **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    req = {"required": True}
+    config = ("--config", {"required": True, "help": cfg_help})
+    task = ("--task", {**req, "help": "task name (GLUE or custom)"})
+    add("prepare", _prepare, "load, cap and tokenise one task's splits", task, config,
+        ("--out", {**req, "help": "output folder (data contract)"}))
+    add("teacher", _teacher, "fine-tune the teacher on one task", task, config,
+        ("--data", req), ("--out", req))
+    add("probes", _probes, "train one linear probe per frozen teacher layer", task, config,
+        ("--data", req), ("--teacher", req), ("--out", req))
+    add("search", _search, "differentiable architecture search for one task/seed/variant", task, config,
+        ("--seed", {**req, "type": int}), ("--variant", req), ("--data", req), ("--teacher", req),
+        ("--probes", req), ("--out", req))
+    add("derive", _derive, "derive the genotype and inherited weights from a search", config,
+        ("--search", req), ("--out", req))
+    add("teacher-table", _teacher_table, "table of every task's teacher and probes",
+        ("--teachers", {"nargs": "+", **req}), ("--probes", {"nargs": "+", **req}),
+        ("--out-md", req), ("--out-csv", req))
+    add("search-table", _search_table, "table of searched architectures",
+        ("--derived", {"nargs": "+", **req}), ("--out-md", req), ("--out-csv", req))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        args.func(args)
+    except AdabertError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,187 @@
+"""Configuration: load, validate against the JSON schema, fill defaults, specialise per stage.
+
+The schema (``adabert/config.schema.yaml``, linked as ``workflow/schemas/config.schema.yaml``) is the
+single source of truth for keys, types, ranges and defaults. The Snakefile validates with
+``snakemake.utils.validate`` and then calls :func:`check`; the command line calls :func:`resolve`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from adabert.errors import AdabertError
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
+GLUE_TASKS = ("CoLA", "SST-2", "MRPC", "STS-B", "QQP", "MNLI", "QNLI", "RTE", "WNLI")
+
+
+def schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, sch):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, sch)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        where = f"under '{key}'" if error.absolute_path else "at the top level"
+        return f"unknown config key(s) {extra} {where}; allowed keys: {allowed}"
+    if error.validator == "enum":
+        return f"config key '{key}': {error.instance!r} is not allowed; allowed values: {error.validator_value}"
+    if error.validator == "pattern":
+        return (f"config key '{key}': {error.instance!r} is not a valid name "
+                f"(letters, digits, '_', '.', '-'; must match {error.validator_value})")
+    return f"config key '{key}': {error.message}"
+
+
+def validate(cfg: dict) -> dict:
+    """Validate ``cfg`` in place (filling defaults) and return it; errors name the key."""
+    errors = sorted(_Validator(schema()).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise AdabertError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    return cfg
+
+
+def check(cfg: dict) -> dict:
+    """Checks the schema cannot express: every task is a GLUE task or a defined custom task."""
+    known = list(GLUE_TASKS) + sorted(cfg.get("custom_tasks", {}))
+    for task in cfg["tasks"]:
+        if task not in known:
+            raise AdabertError(
+                f"config key 'tasks': unknown task {task!r}; allowed values: {known} "
+                "(define other tasks under 'custom_tasks')"
+            )
+    if cfg["search"].get("fixed_depth") and cfg["search"]["fixed_depth"] > cfg["search"]["k_max"]:
+        raise AdabertError(
+            f"config key 'search.fixed_depth': {cfg['search']['fixed_depth']} exceeds search.k_max "
+            f"= {cfg['search']['k_max']}"
+        )
+    for name, override in cfg["variants"].items():
+        for section in ("search", "loss"):
+            if section in override:
+                merged = copy.deepcopy(cfg)
+                merged[section] = {**cfg[section], **override[section]}
+                try:
+                    validate({section: merged[section]})
+                except AdabertError as exc:
+                    raise AdabertError(f"variant {name!r}: {exc}") from None
+    return cfg
+
+
+def resolve(cfg: dict | None = None) -> dict:
+    """Validate, fill defaults and check a config dict (a deep copy is returned)."""
+    return check(validate(copy.deepcopy(cfg or {})))
+
+
+def load(paths: Iterable[str | os.PathLike] = (), overrides: dict | None = None) -> dict:
+    """Merge YAML config files (later files win per top-level key), apply overrides, resolve."""
+    cfg: dict = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise AdabertError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise AdabertError(f"{path}: not valid YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise AdabertError(f"{path}: a config file must be a mapping of keys to values")
+        cfg.update(data)
+    cfg.update(overrides or {})
+    return resolve(cfg)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# Which config sections each stage reads. Only these reach the stage, so editing, say, the search
+# section never invalidates the teachers (Snakemake reruns a job when its params change).
+STAGE_SECTIONS = {
+    "prepare": ("glue_dir", "custom_tasks", "data", "teacher.model"),
+    "teacher": ("glue_dir", "custom_tasks", "data", "teacher"),
+    "probes": ("glue_dir", "custom_tasks", "data", "teacher", "probes"),
+    "search": ("glue_dir", "custom_tasks", "data", "teacher", "probes", "search", "loss"),
+    "derive": ("search", "loss"),
+}
+
+
+def stage_config(cfg: dict, stage: str, task: str | None = None, variant: str | None = None) -> dict:
+    """The part of a resolved config a stage needs, specialised to its task and variant.
+
+    ``data.per_task[task]`` is merged into ``data``; ``variants[variant]`` into ``search``/``loss``.
+    The glue_dir is resolved against ``ADABERT_GLUE_DIR`` here, so the stage sees the real path.
+    """
+    if stage not in STAGE_SECTIONS:
+        raise AdabertError(f"unknown stage {stage!r}; allowed: {sorted(STAGE_SECTIONS)}")
+    cfg = copy.deepcopy(cfg)
+    if task is not None:
+        caps = cfg["data"].get("per_task", {}).get(task, {})
+        cfg["data"] = {**cfg["data"], **caps}
+        cfg["data"]["per_task"] = {}
+    if variant is not None:
+        if variant not in cfg["variants"]:
+            raise AdabertError(f"unknown variant {variant!r}; defined in config 'variants': {sorted(cfg['variants'])}")
+        cfg = _merge(cfg, {k: v for k, v in cfg["variants"][variant].items()})
+    if cfg.get("glue_dir") is None and os.environ.get("ADABERT_GLUE_DIR"):
+        cfg["glue_dir"] = os.environ["ADABERT_GLUE_DIR"]
+    out: dict = {}
+    for section in STAGE_SECTIONS[stage]:
+        top, _, sub = section.partition(".")
+        if sub:
+            out.setdefault(top, {})[sub] = cfg[top][sub]
+        else:
+            out[top] = cfg[top]
+    if task is not None:
+        out["task"] = task
+        if task in cfg.get("custom_tasks", {}):
+            out["custom_tasks"] = {task: cfg["custom_tasks"][task]}
+        else:
+            out["custom_tasks"] = {}
+    if variant is not None:
+        out["variant"] = variant
+    return out
+
+
+def parse_cli_config(text: str) -> dict:
+    """``--config`` value: inline JSON (what the workflow passes) or a YAML file path."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AdabertError(f"--config: not valid JSON ({exc})") from exc
+    return load([text])

@@ -1,0 +1,133 @@
+"""The AdaBERT cell: the search cell (every candidate op on every edge) and the fixed, derived cell.
+
+Topology (spec 1.2, both authors' codes): two input nodes, ``nodes`` intermediate nodes, every earlier
+node feeds every intermediate node through one edge (2 + 3 + 4 = 9 edges for 3 nodes); an intermediate
+node is the sum of its incoming edges. The cell output is an *attentive sum* of the intermediate nodes
+with the cell's own softmax weights (PyTorch ``cell_wise_blend_weights``, init 0.01 * randn, trained as
+a model weight, not as an architecture parameter).
+
+Masks: each state carries its mask ([B, 1, L]). An edge applies its op with the mask of its input
+state; intermediate nodes and the cell output are real where either cell input is real (the two
+sentences are summed position by position, as in both authors' codes). Single-sentence tasks feed the
+same sentence twice, so the union is that sentence's mask.
+
+Parameter names are shared on purpose: in both cells the op of edge ``e`` is ``edges.{e}.{op}``, so the
+derived student's state dict is a subset of the supernet's (weight inheritance is a name filter).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from adabert.nas.genotype import cell_edges, edge_index
+from adabert.nas.ops import OPS, union_mask
+
+EXECUTIONS = ("single_path", "mixed")
+
+
+class SearchCell(nn.Module):
+    """Cell of the supernet: each edge holds every candidate op (its own weights per cell)."""
+
+    def __init__(self, width: int, ops: Sequence[str], nodes: int = 3) -> None:
+        super().__init__()
+        self.ops = list(ops)
+        self.nodes = nodes
+        self.edge_pairs = cell_edges(nodes)
+        self.edges = nn.ModuleList(
+            nn.ModuleDict({name: OPS[name](width) for name in self.ops}) for _ in self.edge_pairs
+        )
+        self.node_weights = nn.Parameter(0.01 * torch.randn(nodes))
+
+    def forward(
+        self,
+        s0: torch.Tensor,
+        m0: torch.Tensor,
+        s1: torch.Tensor,
+        m1: torch.Tensor,
+        op_weights: torch.Tensor,
+        execution: str = "single_path",
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cell output and its mask.
+
+        ``op_weights`` [n_edges, n_ops]: a (straight-through) one-hot sample or soft weights.
+
+        * ``single_path`` (GDAS-style, our default): on each edge only the op with the largest weight
+          runs, and its output is scaled by that weight entry (1.0 forward for a hard sample, but the
+          straight-through gradient reaches alpha through it). Edges whose chosen weight is exactly
+          zero, and the ``none`` op, are skipped: they add nothing.
+        * ``mixed`` (the authors' PyTorch code): every op runs and the edge is sum_o w_o * op(x).
+        For a one-hot sample both give the same forward value; ``mixed`` also back-propagates into
+        the ops that were not sampled.
+        """
+        if execution not in EXECUTIONS:
+            raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
+        if op_weights.shape != (len(self.edge_pairs), len(self.ops)):
+            raise ValueError(
+                f"op_weights has shape {tuple(op_weights.shape)}, expected {(len(self.edge_pairs), len(self.ops))}"
+            )
+        out_mask = union_mask(m0, m1)
+        states, masks = [s0, s1], [m0, m1]
+        if execution == "single_path":
+            # Decide every edge's op (and whether its weight is exactly zero) with one host sync.
+            chosen = torch.argmax(op_weights, dim=-1)
+            is_zero = (op_weights.gather(1, chosen[:, None])[:, 0] == 0).tolist()
+            choice = chosen.tolist()
+        for j in range(self.nodes):
+            acc = None
+            for i in range(j + 2):
+                e = edge_index(j, i)
+                if execution == "single_path":
+                    o = choice[e]
+                    name = self.ops[o]
+                    if name == "none" or is_zero[e]:
+                        continue
+                    term = op_weights[e, o] * self.edges[e][name](states[i], masks[i])
+                else:
+                    term = sum(
+                        op_weights[e, o] * self.edges[e][name](states[i], masks[i])
+                        for o, name in enumerate(self.ops)
+                    )
+                acc = term if acc is None else acc + term
+            states.append(torch.zeros_like(s0) if acc is None else acc)
+            masks.append(out_mask)
+        blend = torch.softmax(self.node_weights, dim=0)
+        out = sum(blend[j] * states[2 + j] for j in range(self.nodes))
+        return out, out_mask
+
+
+class FixedCell(nn.Module):
+    """Derived cell: computes only the genotype's kept edges (each with its one op)."""
+
+    def __init__(self, width: int, nodes: Sequence[Sequence[tuple[int, str]]]) -> None:
+        super().__init__()
+        self.node_edges = [[(int(i), str(op)) for i, op in node] for node in nodes]
+        self.nodes = len(self.node_edges)
+        edges: dict[str, nn.ModuleDict] = {}
+        for j, node in enumerate(self.node_edges):
+            for i, op in node:
+                if op == "none":
+                    continue  # contributes nothing; no module to hold
+                edges.setdefault(str(edge_index(j, i)), nn.ModuleDict())[op] = OPS[op](width)
+        self.edges = nn.ModuleDict(edges)
+        self.node_weights = nn.Parameter(0.01 * torch.randn(self.nodes))
+
+    def forward(
+        self, s0: torch.Tensor, m0: torch.Tensor, s1: torch.Tensor, m1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out_mask = union_mask(m0, m1)
+        states, masks = [s0, s1], [m0, m1]
+        for j, node in enumerate(self.node_edges):
+            acc = None
+            for i, op in node:
+                if op == "none":
+                    continue
+                term = self.edges[str(edge_index(j, i))][op](states[i], masks[i])
+                acc = term if acc is None else acc + term
+            states.append(torch.zeros_like(s0) if acc is None else acc)
+            masks.append(out_mask)
+        blend = torch.softmax(self.node_weights, dim=0)
+        out = sum(blend[j] * states[2 + j] for j in range(self.nodes))
+        return out, out_mask

