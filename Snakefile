@@ -5,12 +5,16 @@ import os
 
 from snakemake.utils import min_version, validate
 
+from adabert import config as adabert_config
+
 min_version("9.27")
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+# Our validator first: its errors name the key and list the allowed keys/values.
+adabert_config.validate(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -4,8 +4,6 @@ import os
 import re
 import shutil
 
-from adabert import config as adabert_config
-
 adabert_config.check(config)
 
 TASKS = list(config["tasks"])
