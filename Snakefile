@@ -30,3 +30,4 @@ rule all:
     input:
         "results/tables/teacher.md",
         "results/tables/search.md",
+        "results/tables/cost.md",

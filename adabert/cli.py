@@ -74,6 +74,12 @@ def _search_table(args):
     write_search_table([Path(p) for p in args.derived], Path(args.out_md), Path(args.out_csv))
 
 
+def _cost_table(args):
+    from adabert.report.cost_table import write_cost_table
+
+    write_cost_table(Path(args.benchmarks), Path(args.out_md), Path(args.out_csv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m adabert", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -106,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("--out-md", req), ("--out-csv", req))
     add("search-table", _search_table, "table of searched architectures",
         ("--derived", {"nargs": "+", **req}), ("--out-md", req), ("--out-csv", req))
+    add("cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
+        ("--benchmarks", req), ("--out-md", req), ("--out-csv", req))
     return parser
 
 

@@ -86,6 +86,9 @@ def test_smoke_run_of_the_real_workflow(tmp_path, glue_dir):
         assert (tmp_path / f"logs/search/main/{task}/seed0.log").is_file()
     search = pd.read_csv(res / "tables/search.csv")
     assert len(search) == 2
+    cost = pd.read_csv(res / "tables/cost.csv")
+    assert set(cost["stage"]) == {"prepare", "teacher", "probes", "search"}
+    assert (cost["total_s"] > 0).all() and (cost["peak_rss_mb"] > 0).all()
     # a second run has nothing to do: outputs are complete and up to date
     again = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(REPO / ".test/config.yaml"),
                       "-n", "all", env={"ADABERT_GLUE_DIR": str(glue_dir)})

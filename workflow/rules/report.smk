@@ -39,3 +39,33 @@ rule search_table:
     shell:
         "python -m adabert search-table --derived {input.derived:q}"
         " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"
+
+
+rule cost_table:
+    """Wall time and peak memory of every job (Snakemake benchmark files), per stage."""
+    input:
+        expand(
+            "results/benchmarks/{stage}/{task}.tsv",
+            stage=["prepare", "teacher", "probes"],
+            task=TASKS,
+        ),
+        expand(
+            "results/benchmarks/search/{variant}/{task}/seed{seed}.tsv",
+            task=TASKS,
+            seed=SEEDS,
+            variant=VARIANTS,
+        ),
+    output:
+        md=report(
+            "results/tables/cost.md", category="Cost", caption="../report/cost.rst"
+        ),
+        csv="results/tables/cost.csv",
+    log:
+        "logs/tables/cost.log",
+    conda:
+        ENV
+    params:
+        root="results/benchmarks",
+    shell:
+        "python -m adabert cost-table --benchmarks {params.root:q}"
+        " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"

@@ -1,0 +1,36 @@
+"""Speed and size measurement of students, the teacher and BERT-base (PyTorch and ONNX Runtime).
+
+Public API::
+
+    from adabert.measure import (ModelUnderTest, load_teacher, bert_base_architecture, student_under_test,
+                                 measure, validate_measurement, MEASUREMENT_SCHEMA)
+    mut = bert_base_architecture(num_labels=2)
+    record = measure(mut, engine="onnxruntime", device="cpu", batch=128, seq_len=128, threads=2,
+                     out_json="results/speed/bert-base.onnxruntime.json", onnx_dir="results/speed/onnx")
+
+Modules: :mod:`.machine` (machine info, threads, GEMM peak), :mod:`.size` (params, bytes, FLOPs),
+:mod:`.timing` (latency loops), :mod:`.onnx_export` (export, verify, int8), :mod:`.reference`
+(model adapters, teacher, BERT-base), :mod:`.run` (one measurement -> one JSON).
+"""
+
+from adabert.measure.machine import machine_info, matmul_peak_gflops, set_threads
+from adabert.measure.onnx_export import export_onnx, quantize_int8, verify_onnx
+from adabert.measure.reference import (
+    ModelUnderTest,
+    bert_base_architecture,
+    hf_classifier_under_test,
+    load_teacher,
+    random_token_inputs,
+    student_module_under_test,
+    student_under_test,
+)
+from adabert.measure.run import MEASUREMENT_SCHEMA, measure, validate_measurement
+from adabert.measure.size import count_params, flops_per_sample, size_report
+from adabert.measure.timing import time_ort, time_torch
+
+__all__ = [
+    "MEASUREMENT_SCHEMA", "ModelUnderTest", "bert_base_architecture", "count_params", "export_onnx",
+    "flops_per_sample", "hf_classifier_under_test", "load_teacher", "machine_info", "matmul_peak_gflops",
+    "measure", "quantize_int8", "random_token_inputs", "set_threads", "size_report", "student_module_under_test",
+    "student_under_test", "time_ort", "time_torch", "validate_measurement", "verify_onnx",
+]
