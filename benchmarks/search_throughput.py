@@ -1,0 +1,153 @@
+"""Search-step throughput: single-path (GDAS-style) vs mixed (authors' code) execution of the supernet.
+
+One step = Gumbel samples of ops and depth, forward, the full search loss (CE + probe/final KD + L_E),
+backward, gradient clipping, SGD step on the weights and Adam step on the alphas -- exactly the
+search loop's work on one batch (adabert/nas/search.py). Inputs are random token batches without
+padding (every sentence uses the full sequence length), the real BERT vocabulary size (30522) and a
+MiniLM-sized teacher embedding (384), so the embedding-table work is realistic.
+
+Usage:
+    python benchmarks/search_throughput.py --out results/benchmarks/search_throughput.json
+    python benchmarks/search_throughput.py --seq-len 128 --mixed-steps 1 --out ...
+
+Single-path steps sample the depth too, so their cost varies with the sampled K; the mean sampled
+depth is reported next to the timing (alphas at their 1e-3 * randn init: roughly uniform depth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils import benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from adabert.nas.costs import cost_vector, op_costs  # noqa: E402
+from adabert.nas.losses import search_loss  # noqa: E402
+from adabert.nas.ops import OP_NAMES  # noqa: E402
+from adabert.nas.supernet import SuperNet  # noqa: E402
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def make_step(args, execution: str, device: torch.device):
+    torch.manual_seed(args.seed)
+    net = SuperNet(
+        args.vocab_size, max(512, args.seq_len), args.teacher_dim, 2, width=args.width, k_max=args.k_max,
+        ops=OP_NAMES,
+    ).to(device)
+    costs = cost_vector(op_costs(OP_NAMES, args.width, args.seq_len), OP_NAMES).to(device)
+    w_opt = torch.optim.SGD(net.weight_parameters(), lr=2e-2, momentum=0.9, weight_decay=3e-4)
+    a_opt = torch.optim.Adam(net.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    b, length = args.batch_size, args.seq_len
+    ids_a = torch.randint(1000, args.vocab_size, (b, length), device=device)
+    ids_b = torch.randint(1000, args.vocab_size, (b, length), device=device)
+    mask = torch.ones(b, length, dtype=torch.long, device=device)
+    labels = torch.randint(0, 2, (b,), device=device)
+    teacher = torch.randn(b, 2, device=device)
+    probes = torch.randn(b, args.teacher_layers + 1, 2, device=device)
+    depths: list[int] = []
+
+    def step() -> None:
+        op_w, depth_w = net.sample_arch(tau=1.0)
+        out = net(ids_a, mask, ids_b, mask, op_w, depth_w, execution)
+        depths.append(out.computed_depth if execution == "single_path" else int(depth_w.argmax()) + 1)
+        loss = search_loss(out, labels, teacher, probes, costs)["loss"]
+        w_opt.zero_grad(set_to_none=True)
+        a_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(net.arch_parameters(), 5.0)
+        w_opt.step()
+        a_opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    return step, depths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--seq-len", type=int, default=64, choices=[64, 128])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--k-max", type=int, default=8)
+    parser.add_argument("--vocab-size", type=int, default=30522)
+    parser.add_argument("--teacher-dim", type=int, default=384)
+    parser.add_argument("--teacher-layers", type=int, default=6)
+    parser.add_argument("--single-steps", type=int, default=8, help="timed single-path steps")
+    parser.add_argument("--mixed-steps", type=int, default=2, help="timed mixed steps (slow on CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    results = []
+    for execution, steps in (("single_path", args.single_steps), ("mixed", args.mixed_steps)):
+        step, depths = make_step(args, execution, device)
+        # Timer.timeit runs max(number // 100, 2) warm-up steps (allocations, optimiser state) first.
+        timer = benchmark.Timer(stmt="step()", globals={"step": step}, label="search step", sub_label=execution,
+                                num_threads=torch.get_num_threads())
+        start = time.perf_counter()
+        measurement = timer.timeit(steps)
+        wall = time.perf_counter() - start
+        per_step = measurement.mean
+        depths = depths[-steps:]  # the timed steps only
+        results.append({
+            "execution": execution,
+            "steps": steps,
+            "step_s": per_step,
+            "examples_per_s": args.batch_size / per_step,
+            "mean_depth": statistics.mean(depths) if depths else None,
+            "wall_s": wall,
+        })
+        print(f"{execution:12s} {per_step:8.3f} s/step  {args.batch_size / per_step:8.1f} examples/s  "
+              f"(mean sampled K {results[-1]['mean_depth']:.2f}, {steps} steps)", flush=True)
+
+    by = {r["execution"]: r for r in results}
+    speedup = by["mixed"]["step_s"] / by["single_path"]["step_s"]
+    print(f"single_path speed-up over mixed: {speedup:.1f}x")
+    report = {
+        "benchmark": "search_throughput",
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "results": results,
+        "speedup_single_over_mixed": speedup,
+        "machine": {
+            "cpu": cpu_model(),
+            "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "note": "mixed computes all k_max cells and every op (authors' code); single_path only the sampled "
+                "op per edge and cells up to the sampled depth. Shared machines make timings noisy.",
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Genotype JSON contract, validation and derivation from architecture logits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from adabert.errors import AdabertError
+from adabert.nas.genotype import Genotype, cell_edges, derive_genotype, edge_index, nodes_for_edges
+from adabert.nas.ops import OP_NAMES
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add overhead (and stall on a shared 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+OPS = list(OP_NAMES)
+
+
+def _genotype(**overrides) -> Genotype:
+    kwargs = dict(
+        depth=3,
+        nodes=[[(0, "std_conv_7"), (1, "dil_conv_5")], [(0, "std_conv_7"), (1, "dil_conv_5")], [(1, "std_conv_3"), (3, "dil_conv_3")]],
+        ops=OPS,
+        width=128,
+        k_max=8,
+    )
+    kwargs.update(overrides)
+    return Genotype(**kwargs)
+
+
+def test_edges_numbering():
+    assert len(cell_edges(3)) == 9
+    assert cell_edges(2) == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]
+    assert edge_index(2, 3) == 8 and edge_index(1, 0) == 2
+    assert nodes_for_edges(9) == 3
+    with pytest.raises(AdabertError, match="8 rows"):
+        nodes_for_edges(8)
+
+
+def test_json_round_trip(tmp_path):
+    g = _genotype()
+    assert Genotype.from_json(g.to_json()) == g
+    g.save(tmp_path / "genotype.json")
+    assert Genotype.load(tmp_path / "genotype.json") == g
+    data = json.loads((tmp_path / "genotype.json").read_text())
+    assert data["schema_version"] == 1
+    assert data["nodes"][2] == [{"input": 1, "op": "std_conv_3"}, {"input": 3, "op": "dil_conv_3"}]
+
+
+def test_unknown_op_is_named_with_allowed_list():
+    data = _genotype().to_dict()
+    data["nodes"][1][0]["op"] = "sep_conv_3"
+    with pytest.raises(AdabertError, match=r"sep_conv_3.*allowed.*std_conv_3"):
+        Genotype.from_dict(data, "g.json")
+    with pytest.raises(AdabertError, match="transformer"):
+        _genotype(ops=OPS + ["transformer"])
+
+
+def test_depth_out_of_range():
+    with pytest.raises(AdabertError, match=r"depth.*k_max=8.*9"):
+        _genotype(depth=9)
+    with pytest.raises(AdabertError, match="depth"):
+        _genotype(depth=0)
+
+
+@pytest.mark.parametrize("field", ["depth", "nodes", "ops", "width", "k_max", "schema_version"])
+def test_missing_field_is_named(field):
+    data = _genotype().to_dict()
+    del data[field]
+    with pytest.raises(AdabertError, match=f"g.json: missing field '{field}'"):
+        Genotype.from_dict(data, "g.json")
+
+
+def test_bad_edges():
+    data = _genotype().to_dict()
+    data["nodes"][0][1]["input"] = 2  # node 2 can only read inputs 0 and 1
+    with pytest.raises(AdabertError, match="node 2 has input index 2 out of range 0..1"):
+        Genotype.from_dict(data, "g.json")
+    data = _genotype().to_dict()
+    del data["nodes"][0][0]["op"]
+    with pytest.raises(AdabertError, match="missing field 'op'"):
+        Genotype.from_dict(data, "g.json")
+    with pytest.raises(AdabertError, match="schema_version"):
+        Genotype.from_dict({**_genotype().to_dict(), "schema_version": 2}, "g.json")
+    with pytest.raises(AdabertError, match="not valid JSON"):
+        Genotype.from_json("{", "g.json")
+
+
+def test_derive_excludes_none_and_keeps_top2_edges():
+    torch.manual_seed(0)
+    alpha = torch.zeros(9, len(OPS))
+    none = OPS.index("none")
+    alpha[:, none] = 5.0  # 'none' dominates everywhere but is never kept
+    # node 2 (edges 0, 1): edge 1 prefers cnn7
+    alpha[1, OPS.index("std_conv_7")] = 3.0
+    alpha[0, OPS.index("max_pool_3")] = 1.0
+    # node 3 (edges 2, 3, 4): the two strongest are inputs 2 (dil5) and 0 (skip)
+    alpha[4, OPS.index("dil_conv_5")] = 4.0
+    alpha[2, OPS.index("skip_connect")] = 2.0
+    alpha[3, OPS.index("avg_pool_3")] = 1.0
+    # node 4 (edges 5..8): inputs 3 (cnn3) and 1 (dil7)
+    alpha[8, OPS.index("std_conv_3")] = 2.5
+    alpha[6, OPS.index("dil_conv_7")] = 2.0
+    alpha[5, OPS.index("max_pool_3")] = 0.5
+    depth = torch.tensor([0.0, 0.3, 0.1, 0.0])
+    g = derive_genotype(alpha, depth, OPS, k=2, width=16)
+    assert g.depth == 2 and g.k_max == 4 and g.width == 16
+    assert g.nodes == [
+        [(0, "max_pool_3"), (1, "std_conv_7")],
+        [(0, "skip_connect"), (2, "dil_conv_5")],
+        [(1, "dil_conv_7"), (3, "std_conv_3")],
+    ]
+    assert derive_genotype(alpha, depth, OPS, fixed_depth=4).depth == 4
+    with pytest.raises(AdabertError, match="depth"):
+        derive_genotype(alpha, depth, OPS, fixed_depth=5)
+
+
+def test_op_weights_match_genotype():
+    g = _genotype()
+    w = g.op_weights(OPS)
+    assert w.shape == (9, len(OPS)) and torch.all(w.sum(1) == 1)
+    assert w[edge_index(2, 3), OPS.index("dil_conv_3")] == 1
+    assert w[edge_index(2, 0), OPS.index("none")] == 1  # dropped edge
+    no_none = g.op_weights([o for o in OPS if o != "none"])
+    assert no_none[edge_index(2, 0)].sum() == 0
+    assert g.depth_weights().tolist() == [0, 0, 1, 0, 0, 0, 0, 0]

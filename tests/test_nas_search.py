@@ -1,0 +1,125 @@
+"""Search and derive stages on a small real MRPC subset (the ``mrpc_small`` fixture of conftest.py)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from adabert import config, io, metrics, tasks
+from adabert.nas.derive import load_supernet, run_derive
+from adabert.nas.search import load_split, predict, run_search
+from adabert.student import Student
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: intra-op threads only stall on a shared 2-core machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def _search(mrpc_small: dict, out: Path, seed: int = 0, search: dict | None = None, loss: dict | None = None) -> dict:
+    cfg = config.stage_config(mrpc_small["cfg"], "search", "MRPC", "main")
+    cfg["search"].update(search or {})
+    cfg["loss"].update(loss or {})
+    return run_search(
+        cfg, "MRPC", seed, "main", mrpc_small["data_dir"], mrpc_small["teacher_dir"], mrpc_small["probes_dir"], out
+    )
+
+
+@pytest.fixture(scope="module")
+def searched(mrpc_small, tmp_path_factory, one_thread) -> dict:
+    root = tmp_path_factory.mktemp("nas_search")
+    summary = _search(mrpc_small, root / "search")
+    derived = run_derive(config.stage_config(mrpc_small["cfg"], "derive", "MRPC", "main"), root / "search", root / "derive")
+    return {"root": root, "summary": summary, "derived": derived}
+
+
+def test_search_writes_its_contract(searched, mrpc_small):
+    folder = searched["root"] / "search"
+    for name in ("supernet.safetensors", "alpha_history.json", "metrics.json", "op_costs.json", "config.json"):
+        assert (folder / name).is_file(), name
+    cfg = mrpc_small["cfg"]
+    epochs = cfg["search"]["epochs"]
+    history = io.read_json(folder / "alpha_history.json")
+    assert len(history["epochs"]) == epochs and history["ops"] == cfg["search"]["ops"]
+    entry = history["epochs"][0]
+    assert len(entry["softmax_ops"]) == 9 and len(entry["softmax_depth"]) == cfg["search"]["k_max"]
+    assert sum(entry["softmax_depth"]) == pytest.approx(1.0)
+    assert entry["genotype"]["schema_version"] == 1 and "f1" in entry["dev"]
+    m = io.read_json(folder / "metrics.json")
+    assert m["main_metric"] == "f1" and 0 <= m["best_epoch"] < epochs
+    assert m["best_dev_main"] == max(e["dev_main"] for e in history["epochs"])
+    for e in m["epochs"]:
+        for key in ("ce", "kd", "efficiency", "dev_main", "train_time_s", "train_examples_per_s"):
+            assert e[key] is not None, key
+    assert m["peak_rss_mb"] > 0 and m["total_time_s"] > 0
+    assert io.read_json(folder / "config.json")["search"]["k_max"] == cfg["search"]["k_max"]
+    costs = io.read_json(folder / "op_costs.json")["ops"]
+    assert costs["std_conv_7"]["cost"] > costs["skip_connect"]["cost"]
+
+
+def test_derived_student_reproduces_the_best_epoch_dev_metric(searched, mrpc_small):
+    derive_dir = searched["root"] / "derive"
+    for name in ("genotype.json", "weights.safetensors", "config.json"):
+        assert (derive_dir / name).is_file(), name
+    student = Student.from_folder(derive_dir).eval()
+    assert student.genotype.to_dict() == searched["summary"]["best_genotype"]
+    dev = load_split(mrpc_small["data_dir"], "dev")
+    with torch.no_grad():
+        logits = student(dev["a_input_ids"], dev["a_attention_mask"], dev["b_input_ids"], dev["b_attention_mask"])
+    net = load_supernet(searched["root"] / "search" / "supernet.safetensors")
+    g = student.genotype
+    expected = predict(net, dev, g.op_weights(net.ops), g.depth_weights(), batch_size=16)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-5)
+    spec = tasks.get_task("MRPC")
+    assert metrics.compute(spec, logits, dev["labels"])["f1"] == pytest.approx(searched["summary"]["best_dev_main"])
+    assert searched["derived"]["params"] == student.num_parameters()
+
+
+def test_same_seed_same_genotype(searched, mrpc_small, tmp_path):
+    again = _search(mrpc_small, tmp_path / "again")
+    first = io.read_json(searched["root"] / "search" / "alpha_history.json")
+    second = io.read_json(tmp_path / "again" / "alpha_history.json")
+    assert [e["genotype"] for e in second["epochs"]] == [e["genotype"] for e in first["epochs"]]
+    assert [e["alpha_ops"] for e in second["epochs"]] == [e["alpha_ops"] for e in first["epochs"]]
+    assert again["best_genotype"] == searched["summary"]["best_genotype"]
+
+
+def test_large_beta_derives_a_smaller_student(mrpc_small, tmp_path, one_thread):
+    # alpha_lr is raised so that a few steps (3 epochs x 4 batches) move the architecture visibly.
+    search = {"alpha_lr": 0.05, "epochs": 3}
+    sizes = {}
+    for beta in (0.0, 100.0):
+        _search(mrpc_small, tmp_path / f"b{beta}" / "search", search=search, loss={"beta": beta})
+        cfg = config.stage_config(mrpc_small["cfg"], "derive", "MRPC", "main")
+        sizes[beta] = run_derive(cfg, tmp_path / f"b{beta}" / "search", tmp_path / f"b{beta}" / "derive")["params"]
+    assert sizes[100.0] < sizes[0.0], sizes
+
+
+def test_fixed_depth_and_mixed_execution(mrpc_small, tmp_path, one_thread):
+    summary = _search(mrpc_small, tmp_path / "s", search={"fixed_depth": 2, "execution": "mixed", "epochs": 1})
+    assert summary["best_genotype"]["depth"] == 2
+    history = io.read_json(tmp_path / "s" / "alpha_history.json")
+    # alpha_depth is not optimised when the depth is fixed
+    net = load_supernet(tmp_path / "s" / "supernet.safetensors")
+    assert net.fixed_depth == 2 and net.arch_parameters() == [net.alpha_ops]
+    assert history["epochs"][0]["genotype"]["depth"] == 2
+
+
+def test_bad_inputs_are_named(mrpc_small, tmp_path, one_thread):
+    from adabert.errors import AdabertError
+
+    broken = tmp_path / "probes"
+    broken.mkdir()
+    (broken / "probes.json").write_text((Path(mrpc_small["probes_dir"]) / "probes.json").read_text())
+    tensors = io.load_tensors(Path(mrpc_small["probes_dir"]) / "probe_logits.safetensors")
+    io.save_tensors(broken / "probe_logits.safetensors", {"train": tensors["train"][:5]})
+    small = copy.deepcopy(mrpc_small)
+    small["probes_dir"] = broken
+    with pytest.raises(AdabertError, match="probe_logits.safetensors: 'train' has shape"):
+        _search(small, tmp_path / "out")
