@@ -23,6 +23,9 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/deploy_common.smk"
+include: "workflow/rules/retrain.smk"
+include: "workflow/rules/measure.smk"
 
 
 rule all:
@@ -31,3 +34,4 @@ rule all:
         "results/tables/teacher.md",
         "results/tables/search.md",
         "results/tables/cost.md",
+        "results/tables/efficiency.md",

@@ -80,6 +80,55 @@ def _cost_table(args):
     write_cost_table(Path(args.benchmarks), Path(args.out_md), Path(args.out_csv))
 
 
+def _retrain(args):
+    cfg = _stage_cfg(args, "retrain")  # bad config fails before heavy imports
+    from adabert.retrain import run_retrain
+
+    run_retrain(cfg, args.task, args.variant, args.seed, Path(args.data), Path(args.teacher), Path(args.probes),
+                Path(args.derive), Path(args.out))
+
+
+def _export(args):
+    cfg = _stage_cfg(args, "measure")  # bad config fails before heavy imports
+    from adabert.deploy import run_export
+
+    run_export(cfg, args.task, Path(args.model), Path(args.data), Path(args.out), batch_size=args.batch_size)
+
+
+def _predict(args):
+    from adabert.deploy import predict_file
+
+    n = predict_file(Path(args.model), Path(args.input), Path(args.output), args.input_format, args.output_format,
+                     args.batch_size)
+    print(f"{n} predictions written to {args.output}")
+
+
+def _measure(args):
+    # Threads first: OpenMP/MKL read these once, when torch is imported below.
+    if args.threads < 1:
+        raise AdabertError(f"--threads must be >= 1, got {args.threads}")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    from adabert.measure.machine import set_threads
+
+    set_threads(args.threads)
+    from adabert.deploy import measure_model
+
+    measure_model(args.model_kind, args.model, args.engine, args.device, args.batch, args.seq_len, args.threads,
+                  Path(args.out), num_labels=args.num_labels, min_seconds=args.min_seconds,
+                  min_batches=args.min_batches, warmup=args.warmup, max_batches=args.max_batches,
+                  peak_seconds=args.peak_seconds, onnx_dir=args.onnx_dir,
+                  subject={"task": args.task, "variant": args.variant, "seed": args.seed})
+
+
+def _efficiency_table(args):
+    from adabert.report.efficiency_table import write_efficiency_table
+
+    write_efficiency_table([Path(p) for p in args.measurements], [Path(p) for p in args.retrained],
+                           [Path(p) for p in args.teachers], [Path(p) for p in (args.exports or [])],
+                           Path(args.out_md), Path(args.out_csv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m adabert", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -114,6 +163,39 @@ def build_parser() -> argparse.ArgumentParser:
         ("--derived", {"nargs": "+", **req}), ("--out-md", req), ("--out-csv", req))
     add("cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
         ("--benchmarks", req), ("--out-md", req), ("--out-csv", req))
+    add("retrain", _retrain, "retrain the derived student with CE + KD; save it deployable", task, config,
+        ("--seed", {**req, "type": int}), ("--variant", req), ("--data", req), ("--teacher", req),
+        ("--probes", req), ("--derive", req), ("--out", req))
+    add("export", _export, "ONNX export (fp32 + int8) of a retrained student or a teacher, checked on dev", task,
+        config, ("--model", {**req, "help": "retrained student folder or teacher folder"}), ("--data", req),
+        ("--out", req), ("--batch-size", {"type": int, "default": 32, "help": "dev batch size of the checks"}))
+    add("predict", _predict, "predict a TSV/CSV/JSONL file with a retrained student folder",
+        ("--model", {**req, "help": "retrained student folder"}),
+        ("--input", {**req, "help": "TSV, CSV or JSONL with the task's text columns (see student.json)"}),
+        ("--output", {**req, "help": "predictions, .jsonl or .tsv"}),
+        ("--input-format", {"choices": ["tsv", "csv", "jsonl"], "help": "default: from the extension"}),
+        ("--output-format", {"choices": ["jsonl", "tsv"], "help": "default: from the extension"}),
+        ("--batch-size", {"type": int, "default": 128}))
+    add("measure", _measure, "time one model / engine / device / batch shape; write one measurement JSON",
+        ("--model-kind", {**req, "choices": ["student", "teacher", "bert-base"]}),
+        ("--model", {"help": "student folder, teacher folder, or (bert-base) a local bert-base-uncased folder; "
+                             "omit for the BERT-base architecture with random weights"}),
+        ("--engine", {**req, "choices": ["torch", "onnxruntime", "onnxruntime-int8"]}),
+        ("--device", {"default": "cpu", "choices": ["cpu", "cuda"]}),
+        ("--batch", {**req, "type": int}), ("--seq-len", {**req, "type": int}),
+        ("--threads", {**req, "type": int}), ("--out", {**req, "help": "measurement JSON"}),
+        ("--num-labels", {"type": int, "default": 2, "help": "bert-base: classifier outputs"}),
+        ("--min-seconds", {"type": float, "default": 1.0}), ("--min-batches", {"type": int, "default": 3}),
+        ("--warmup", {"type": int, "default": 1}), ("--max-batches", {"type": int, "default": None}),
+        ("--peak-seconds", {"type": float, "default": 0.5, "help": "GEMM peak measurement (0 = skip)"}),
+        ("--onnx-dir", {"help": "keep the exported ONNX graphs here (default: a temporary folder)"}),
+        ("--task", {"help": "task the model belongs to (recorded)"}),
+        ("--variant", {"help": "variant (recorded)"}), ("--seed", {"type": int, "help": "seed (recorded)"}))
+    add("efficiency-table", _efficiency_table, "compression, speedup, GFLOP/s and dev metrics of the students",
+        ("--measurements", {"nargs": "+", **req}), ("--retrained", {"nargs": "+", **req, "help": "retrain metrics.json"}),
+        ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}),
+        ("--exports", {"nargs": "*", "help": "export.json of the export stage"}),
+        ("--out-md", req), ("--out-csv", req))
     return parser
 
 

@@ -136,6 +136,8 @@ STAGE_SECTIONS = {
     "probes": ("glue_dir", "custom_tasks", "data", "teacher", "probes"),
     "search": ("glue_dir", "custom_tasks", "data", "teacher", "probes", "search", "loss"),
     "derive": ("search", "loss"),
+    "retrain": ("loss", "retrain", "search.dropout"),
+    "measure": ("measure",),
 }
 
 

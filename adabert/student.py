@@ -102,6 +102,12 @@ class Student(nn.Module):
         self, a_ids: torch.Tensor, a_mask: torch.Tensor, b_ids: torch.Tensor, b_mask: torch.Tensor
     ) -> torch.Tensor:
         """Logits [B, num_labels] for token ids / attention masks [B, L] of sentences a and b."""
+        return self.forward_with_layers(a_ids, a_mask, b_ids, b_mask)[0]
+
+    def forward_with_layers(
+        self, a_ids: torch.Tensor, a_mask: torch.Tensor, b_ids: torch.Tensor, b_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and the mask-aware means [B, width] of layers 0..K (read by the retrain stage's probe KD)."""
         ma = a_mask.to(torch.float32).unsqueeze(1)
         mb = b_mask.to(torch.float32).unsqueeze(1)
         emb_a, emb_b = self.embed(a_ids, ma), self.embed(b_ids, mb)
@@ -113,7 +119,7 @@ class Student(nn.Module):
             prev2, prev1 = prev1, out
         att = torch.softmax(self.layer_weights, dim=0)
         pooled = torch.einsum("l,blw->bw", att, torch.stack(reps, dim=1))
-        return self.classifier(self.dropout(torch.tanh(pooled)))
+        return self.classifier(self.dropout(torch.tanh(pooled))), reps
 
     def num_parameters(self, include_embeddings: bool = True) -> int:
         skip = {"word_embeddings.weight", "position_embeddings.weight"}

@@ -160,6 +160,13 @@ def _batches(n: int, batch_size: int, steps: int, generator: torch.Generator) ->
         yield perm[s * batch_size:(s + 1) * batch_size]
 
 
+def _resolves_to(name: str) -> str | None:
+    try:
+        return models.resolve_model_path(name)
+    except AdabertError:
+        return None
+
+
 def train_teacher(cfg: dict, task: str, data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
     """Fine-tune ``cfg['teacher']['model']`` on ``data_dir`` and write the Teacher contract into ``out_dir``.
 
@@ -181,7 +188,7 @@ def train_teacher(cfg: dict, task: str, data_dir: str | os.PathLike, out_dir: st
 
     name = tcfg["model"]
     path = models.resolve_model_path(name)
-    if meta.get("tokenizer") not in (None, name) and models.resolve_model_path(meta["tokenizer"]) != path:
+    if meta.get("tokenizer") not in (None, name) and _resolves_to(meta["tokenizer"]) != path:
         log.warning("%s was tokenised with %r but the teacher is %r; the vocabularies must match",
                     data_dir, meta["tokenizer"], name)
 

@@ -65,3 +65,19 @@ def mrpc_small(glue_dir, tmp_path_factory) -> dict:
     """A small real MRPC subset processed by the prepare, teacher and probes stages."""
     root = tmp_path_factory.mktemp("mrpc_small")
     return run_small_pipeline(root, small_config(glue_dir), "MRPC")
+
+
+@pytest.fixture
+def restore_threads():
+    """Export and measurement code set torch's threads and OMP/MKL variables; give them back afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    yield
+    torch.set_num_threads(threads)
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -6,7 +6,6 @@ Fast and timing-free: tiny batches and min_seconds ~0.05; no assertion ever depe
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -40,17 +39,8 @@ FAST = {"min_seconds": 0.05, "min_batches": 2, "warmup": 1, "peak_seconds": 0.05
 
 
 @pytest.fixture(autouse=True)
-def restore_threads():
-    """measure() calls set_threads; give the other tests of the session their thread settings back."""
-    threads = torch.get_num_threads()
-    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    yield
-    torch.set_num_threads(threads)
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+def _restore_threads(restore_threads):
+    """measure() calls set_threads; the shared fixture gives the other tests their settings back."""
 
 
 class ToyConvStudent(nn.Module):

@@ -70,8 +70,8 @@ def test_lint_and_format():
 
 def test_smoke_run_of_the_real_workflow(tmp_path, glue_dir):
     """The real DAG (prepare -> teacher -> probes -> search -> derive -> tables) on small real data."""
-    proc = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(REPO / ".test/config.yaml"),
-                     "all", env={"ADABERT_GLUE_DIR": str(glue_dir)}, timeout=1200)
+    proc = snakemake("all", "--cores", "2", "--directory", str(tmp_path), "--configfile", str(REPO / ".test/config.yaml"),
+                     env={"ADABERT_GLUE_DIR": str(glue_dir)}, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-5000:]
     res = tmp_path / "results"
     table = pd.read_csv(res / "tables/teacher.csv")
@@ -90,6 +90,6 @@ def test_smoke_run_of_the_real_workflow(tmp_path, glue_dir):
     assert set(cost["stage"]) == {"prepare", "teacher", "probes", "search"}
     assert (cost["total_s"] > 0).all() and (cost["peak_rss_mb"] > 0).all()
     # a second run has nothing to do: outputs are complete and up to date
-    again = snakemake("--cores", "2", "--directory", str(tmp_path), "--configfile", str(REPO / ".test/config.yaml"),
-                      "-n", "all", env={"ADABERT_GLUE_DIR": str(glue_dir)})
+    again = snakemake("all", "-n", "--cores", "2", "--directory", str(tmp_path), "--configfile",
+                      str(REPO / ".test/config.yaml"), env={"ADABERT_GLUE_DIR": str(glue_dir)})
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -65,7 +65,8 @@ rule cost_table:
     conda:
         ENV
     params:
-        root="results/benchmarks",
+        # results/benchmarks (the benchmark files are <root>/<stage>/...)
+        root=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
     shell:
         "python -m adabert cost-table --benchmarks {params.root:q}"
         " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"

@@ -1,0 +1,199 @@
+"""Efficiency table: size, compression, speedup, achieved GFLOP/s and dev metrics of the retrained students.
+
+Inputs: measurement JSONs (``python -m adabert measure``; students, teachers, BERT-base), the retrain
+stage's ``metrics.json`` of every student, the teacher stage's ``metrics.json`` of every task and,
+optionally, the export stage's ``export.json`` (int8 dev metric).
+
+One row per student measurement (task, variant, seed, engine, device, batch, seq_len). Ratios compare
+only measurements of the same machine and run settings: a reference measurement is used for a student
+row only if engine, device, batch, seq_len and threads are equal AND the machine fingerprint (CPU model,
+cores, GPU name, torch/onnxruntime versions) is equal; otherwise the ratio is left empty. Parameter
+counts are those of the measurement JSONs (one counting rule for every model: embedding parameters =
+``nn.Embedding`` weights and parameters named ``*embed*``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from adabert.errors import AdabertError
+from adabert.io import read_json
+from adabert.report.common import write_table
+
+COLUMNS = [
+    "task", "variant", "seed", "depth", "engine", "device", "batch", "seq_len", "threads",
+    "params_M", "params_no_emb_M", "compression_vs_bert", "compression_vs_bert_no_emb",
+    "compression_vs_teacher", "compression_vs_teacher_no_emb",
+    "latency_ms", "samples_per_s", "speedup_vs_bert", "speedup_vs_teacher",
+    "gflops", "fraction_of_peak", "metric", "student_dev", "teacher_dev", "dev_gap", "int8_dev", "int8_drop",
+    "teacher_int8_drop",
+]
+
+
+def machine_fingerprint(record: dict) -> tuple:
+    m = record.get("machine") or {}
+    cuda = m.get("cuda") or {}
+    versions = record.get("versions") or m.get("versions") or {}
+    return (m.get("cpu_model"), m.get("logical_cores"), m.get("cores_available"), cuda.get("device_name"),
+            versions.get("torch"), versions.get("onnxruntime"))
+
+
+def _shape_key(record: dict) -> tuple:
+    return (record["engine"], record["device"], int(record["batch"]), int(record["seq_len"]), int(record["threads"]),
+            machine_fingerprint(record))
+
+
+def _kind(record: dict) -> str:
+    kind = (record.get("subject") or {}).get("model_kind") or record["model"]["kind"]
+    return "bert-base" if kind in ("bert-base", "bert-base-arch") else kind
+
+
+def load_measurements(paths: Iterable[Path]) -> list[dict]:
+    out = []
+    for path in paths:
+        record = read_json(path)
+        for key in ("model", "engine", "device", "batch", "seq_len", "threads", "latency", "size"):
+            if key not in record:
+                raise AdabertError(f"{path}: missing field '{key}' (not a measurement JSON)")
+        record["_path"] = str(path)
+        out.append(record)
+    return out
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or den is None or den == 0 or (isinstance(num, float) and math.isnan(num)):
+        return None
+    return float(num) / float(den)
+
+
+def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[dict], exports: list[dict]) -> pd.DataFrame:
+    teacher_by_task = {t["task"]: t for t in teachers}
+    int8, teacher_int8 = {}, {}
+    for e in exports:
+        if e.get("kind") == "student":
+            int8[(e["task"], e.get("variant"), e.get("seed"))] = e
+        elif e.get("kind") == "teacher":
+            teacher_int8[e["task"]] = e.get("int8_drop_points")
+    bert: dict[tuple, dict] = {}
+    teacher_meas: dict[tuple, dict] = {}
+    student_meas: dict[tuple, list[dict]] = {}
+    for r in measurements:
+        kind, subject = _kind(r), r.get("subject") or {}
+        if kind == "bert-base":
+            bert[_shape_key(r)] = r
+        elif kind == "teacher":
+            teacher_meas[(subject.get("task"), *_shape_key(r))] = r
+        elif kind == "student":
+            student_meas.setdefault((subject.get("task"), subject.get("variant"), subject.get("seed")), []).append(r)
+    rows = []
+    for s in sorted(retrained, key=lambda m: (m["task"], m["variant"], m["seed"])):
+        task, variant, seed = s["task"], s["variant"], s["seed"]
+        teacher = teacher_by_task.get(task)
+        teacher_dev = teacher.get("main_value") if teacher else None
+        exp = int8.get((task, variant, seed))
+        int8_dev = exp["main"]["onnx_int8"] if exp else None
+        base = {
+            "task": task, "variant": variant, "seed": seed, "depth": s.get("depth"), "metric": s.get("main_metric"),
+            "student_dev": s.get("main_value"), "teacher_dev": teacher_dev,
+            "dev_gap": None if teacher_dev is None else s.get("main_value") - teacher_dev,
+            "int8_dev": int8_dev, "int8_drop": exp.get("int8_drop_points") if exp else None,
+            "teacher_int8_drop": teacher_int8.get(task),
+        }
+        meas = student_meas.get((task, variant, seed)) or []
+        if not meas:
+            params = s.get("params")
+            rows.append({**base, "params_M": params / 1e6 if params else None,
+                         "params_no_emb_M": (s.get("params_without_embeddings") or 0) / 1e6})
+            continue
+        for r in sorted(meas, key=lambda r: (r["engine"], r["device"], r["batch"], r["seq_len"])):
+            key = _shape_key(r)
+            ref_b, ref_t = bert.get(key), teacher_meas.get((task, *key))
+            size = r["size"]
+            median = r["latency"]["median_s"]
+            row = {
+                **base, "engine": r["engine"], "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"],
+                "threads": r["threads"], "params_M": size["params"] / 1e6,
+                "params_no_emb_M": size["params_no_embeddings"] / 1e6,
+                "latency_ms": median * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
+                "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
+            }
+            # size ratios use any measurement of the reference (its parameters do not depend on the engine)
+            bert_any = next(iter(bert.values()), None)
+            teacher_any = next((v for k, v in teacher_meas.items() if k[0] == task), None)
+            if bert_any:
+                row["compression_vs_bert"] = _ratio(bert_any["size"]["params"], size["params"])
+                row["compression_vs_bert_no_emb"] = _ratio(bert_any["size"]["params_no_embeddings"], size["params_no_embeddings"])
+            if teacher_any:
+                row["compression_vs_teacher"] = _ratio(teacher_any["size"]["params"], size["params"])
+                row["compression_vs_teacher_no_emb"] = _ratio(teacher_any["size"]["params_no_embeddings"],
+                                                              size["params_no_embeddings"])
+            row["speedup_vs_bert"] = _ratio(ref_b["latency"]["median_s"], median) if ref_b else None
+            row["speedup_vs_teacher"] = _ratio(ref_t["latency"]["median_s"], median) if ref_t else None
+            rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+REFERENCE_COLUMNS = ["model", "task", "engine", "device", "batch", "seq_len", "threads", "params_M", "params_no_emb_M",
+                     "latency_ms", "samples_per_s", "gflops", "fraction_of_peak", "label"]
+
+
+def reference_rows(measurements: list[dict]) -> pd.DataFrame:
+    """The reference models' own measurements (teacher per task, BERT-base): ``{csv stem}_references.csv``."""
+    rows = []
+    for r in measurements:
+        kind = _kind(r)
+        if kind == "student":
+            continue
+        rows.append({"model": kind, "task": (r.get("subject") or {}).get("task"), "engine": r["engine"],
+                     "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"], "threads": r["threads"],
+                     "params_M": r["size"]["params"] / 1e6, "params_no_emb_M": r["size"]["params_no_embeddings"] / 1e6,
+                     "latency_ms": r["latency"]["median_s"] * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
+                     "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
+                     "label": r["model"].get("label", "")})
+    return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
+def write_efficiency_table(measurement_paths: list[Path], retrained_paths: list[Path], teacher_paths: list[Path],
+                           export_paths: list[Path], md_path: Path, csv_path: Path) -> pd.DataFrame:
+    measurements = load_measurements(measurement_paths)
+    retrained = []
+    for path in retrained_paths:
+        m = read_json(path)
+        for key in ("task", "variant", "seed", "main_value"):
+            if key not in m:
+                raise AdabertError(f"{path}: missing field '{key}' (not a retrain metrics.json)")
+        retrained.append(m)
+    if not retrained:
+        raise AdabertError("efficiency table: no retrained students given")
+    teachers = [read_json(p) for p in teacher_paths]
+    exports = [read_json(p) for p in export_paths]
+    df = build_rows(measurements, retrained, teachers, exports)
+    refs = reference_rows(measurements)
+    peaks = sorted({round(r["peak_gflops"], 1) for r in measurements if r.get("peak_gflops")})
+    machines = sorted({str(machine_fingerprint(r)[:4]) for r in measurements})
+    notes = [
+        "One row per student measurement; params in millions (with / without embedding parameters).",
+        "compression = reference params / student params; speedup = reference median batch latency / student "
+        "median batch latency, only against a reference measured with the same engine, device, batch, seq_len, "
+        "threads and machine (CPU, cores, GPU, library versions); empty where no such reference exists.",
+        "BERT-base: architecture only (random weights) unless measure.bert_base_weights names a local folder; "
+        "its speed and size are BERT-base's, its outputs mean nothing.",
+        "gflops = counted fp32 matmul/conv FLOPs per sample x batch / median latency; fraction_of_peak divides by "
+        "the measured fp32 GEMM peak of the same job (int8 engines can exceed 1).",
+        "Dev metrics (percent points) on each task's main eval split; dev_gap = student - teacher; int8_drop = "
+        "torch - ONNX int8 (export stage).",
+        "CPU timings are bounded runs (min_seconds / min_batches), not the paper's 50,000 samples.",
+    ]
+    if peaks:
+        notes.append(f"Measured fp32 GEMM peak(s), GFLOP/s: {peaks}.")
+    notes.append(f"Machine(s): {machines}.")
+    write_table(df, md_path, csv_path, "Student efficiency (AdaBERT)", notes)
+    from adabert.io import atomic_path
+
+    with atomic_path(csv_path.with_name(csv_path.stem + "_references.csv")) as tmp:
+        refs.to_csv(tmp, index=False)
+    return df

@@ -1,0 +1,272 @@
+"""Deployment: predict from the student folder alone, bad folders and inputs, ONNX export on real dev
+batches, the measurement CLI and the efficiency table (tiny shapes; no assertion depends on a timing)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from adabert import config, io
+from adabert.cli import main
+from adabert.deploy import measure_model, predict_file, run_export
+from adabert.measure import validate_measurement
+from adabert.nas.derive import run_derive
+from adabert.nas.search import run_search
+from adabert.retrain import run_retrain
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread_per_test(restore_threads):
+    """Run every test here on one thread; the shared fixture restores the session's settings."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def student(mrpc_small, tmp_path_factory) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("deploy")
+    cfg = mrpc_small["cfg"]
+    run_search(config.stage_config(cfg, "search", "MRPC", "main"), "MRPC", 0, "main", mrpc_small["data_dir"],
+               mrpc_small["teacher_dir"], mrpc_small["probes_dir"], root / "search")
+    run_derive(config.stage_config(cfg, "derive", "MRPC", "main"), root / "search", root / "derive")
+    view = config.stage_config(cfg, "retrain", "MRPC", "main")
+    view["retrain"].update({"epochs": 1, "batch_size": 32})
+    run_retrain(view, "MRPC", "main", 0, mrpc_small["data_dir"], mrpc_small["teacher_dir"], mrpc_small["probes_dir"],
+                root / "derive", root / "student")
+    torch.set_num_threads(threads)
+    return {"root": root, "dir": root / "student", "derive": root / "derive", **mrpc_small}
+
+
+def _copy(student: dict, tmp_path: Path) -> Path:
+    folder = tmp_path / "student"
+    shutil.copytree(student["dir"], folder)
+    return folder
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# ---------------------------------------------------------------------------------------------- predict
+
+
+def test_predict_real_glue_rows(student, glue_dir, tmp_path, capsys):
+    lines = (glue_dir / "MRPC" / "dev.tsv").read_text(encoding="utf-8-sig").splitlines()[:8]
+    src = tmp_path / "dev8.tsv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "pred.jsonl"
+    assert main(["predict", "--model", str(student["dir"]), "--input", str(src), "--output", str(out)]) == 0
+    assert "7 predictions written" in capsys.readouterr().out
+    rows = _rows(out)
+    assert len(rows) == 7 and [r["row"] for r in rows] == list(range(7))
+    assert all(r["prediction"] in ("0", "1") and 0.5 <= r["probability"] <= 1 for r in rows)
+    tsv = tmp_path / "pred.tsv"
+    assert predict_file(student["dir"], src, tsv) == 7
+    table = pd.read_csv(tsv, sep="\t", dtype={"prediction": str})
+    assert list(table["prediction"]) == [r["prediction"] for r in rows]
+
+
+def test_predict_reproduces_the_retrain_predictions(student, tmp_path):
+    """Texts re-encoded by predict give exactly the stage's dev predictions (same encoding as prepare)."""
+    data = _rows(Path(student["data_dir"]) / "dev.jsonl")
+    src = tmp_path / "dev.jsonl"
+    src.write_text("".join(json.dumps({"#1 String": r["texts"][0], "#2 String": r["texts"][1]}) + "\n" for r in data))
+    predict_file(student["dir"], src, tmp_path / "p.jsonl")
+    got = [r["prediction"] for r in _rows(tmp_path / "p.jsonl")]
+    assert got == [r["prediction"] for r in _rows(student["dir"] / "predictions_dev.jsonl")]
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+
+
+def _error(argv: list[str], capsys) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err.strip()
+
+
+def _predict_argv(model: Path, src: Path, tmp_path: Path) -> list[str]:
+    return ["predict", "--model", str(model), "--input", str(src), "--output", str(tmp_path / "out.jsonl")]
+
+
+@pytest.fixture
+def one_row(tmp_path) -> Path:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"#1 String": "A man eats.", "#2 String": "A person is eating."}) + "\n")
+    return src
+
+
+def test_not_a_student_folder(student, tmp_path, one_row, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _error(_predict_argv(empty, one_row, tmp_path), capsys) == \
+        f"error: {empty}: not a student folder: missing student.json"
+    derive = student["derive"]
+    assert _error(_predict_argv(derive, one_row, tmp_path), capsys) == (
+        f"error: {derive}: not a student folder: missing student.json (this looks like a derive folder; "
+        "run the retrain stage to get a deployable student)"
+    )
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_input_without_the_text_columns(student, tmp_path, capsys):
+    src = tmp_path / "in.tsv"
+    src.write_text("id\tsentence1\t#2 String\n1\tA man eats.\tA person is eating.\n")
+    assert _error(_predict_argv(student["dir"], src, tmp_path), capsys) == (
+        f"error: {src}: missing the task's text column(s) ['#1 String']; columns found: ['id', 'sentence1', '#2 String']"
+    )
+    js = tmp_path / "in.jsonl"
+    js.write_text(json.dumps({"text": "x"}) + "\n")
+    assert _error(_predict_argv(student["dir"], js, tmp_path), capsys) == (
+        f"error: {js}:1: missing the task's text column(s) ['#1 String', '#2 String']; columns found: ['text']"
+    )
+
+
+def test_missing_or_corrupted_weights(student, tmp_path, one_row, capsys):
+    folder = _copy(student, tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"\x00garbage, not a safetensors file")
+    err = _error(_predict_argv(folder, one_row, tmp_path), capsys)
+    assert err.startswith(f"error: {weights}: not a readable safetensors file (")
+    weights.unlink()
+    assert _error(_predict_argv(folder, one_row, tmp_path), capsys) == (
+        f"error: {weights}: file not found (the student's trained weights); the student folder is incomplete"
+    )
+
+
+def test_genotype_and_weights_that_do_not_match(student, tmp_path, one_row, capsys):
+    folder = _copy(student, tmp_path)
+    genotype = io.read_json(folder / "genotype.json")
+    node = genotype["nodes"][0]
+    old_op = node[0]["op"]
+    new_op = next(op for op in ("std_conv_3", "dil_conv_5", "std_conv_7") if op != old_op and op in genotype["ops"])
+    node[0]["op"] = new_op
+    io.write_json(folder / "genotype.json", genotype)
+    err = _error(_predict_argv(folder, one_row, tmp_path), capsys)
+    row = node[0]["input"]  # alpha row of node 2's first edge = its input index
+    assert err.startswith(f"error: {folder / 'model.safetensors'}: does not match the genotype: missing tensors [")
+    assert f"'cells.0.edges.{row}.{new_op}." in err
+    if old_op not in ("none", "skip_connect", "max_pool_3", "avg_pool_3"):  # ops with weights
+        assert f"unexpected tensors ['cells.0.edges.{row}.{old_op}." in err
+
+
+# ---------------------------------------------------------------------------------------------- ONNX
+
+
+def test_onnx_export_matches_torch_on_real_dev_batches(student, tmp_path):
+    out = tmp_path / "export"
+    summary = run_export({"measure": {"threads": 1}}, "MRPC", student["dir"], student["data_dir"], out, batch_size=16)
+    for name in ("student.onnx", "student.int8.onnx", "export.json", "config.json"):
+        assert (out / name).is_file(), name
+    assert io.read_json(out / "export.json") == json.loads(io.dumps(summary))
+    assert summary["kind"] == "student" and summary["variant"] == "main" and summary["seed"] == 0
+    assert summary["max_abs_diff_fp32"] <= 1e-4 and summary["n"] == 64
+    assert len(summary["seq_lens_checked"]) >= 2  # length-sorted batches: the dynamic axis is exercised
+    assert summary["metrics"]["onnx_fp32"] == summary["metrics"]["torch"]
+    retrained = io.read_json(student["dir"] / "metrics.json")
+    assert summary["main"]["torch"] == pytest.approx(retrained["main_value"])
+    assert summary["int8_drop_points"] == pytest.approx(summary["main"]["torch"] - summary["main"]["onnx_int8"])
+    # the ONNX graph runs other batch sizes and lengths than it was exported with
+    from adabert.measure.onnx_export import ort_session
+
+    session = ort_session(out / "student.onnx")
+    ids = torch.randint(0, 1000, (3, 11))
+    mask = torch.ones(3, 11, dtype=torch.int64)
+    got = session.run(None, {"a_ids": ids.numpy(), "a_mask": mask.numpy(), "b_ids": ids.numpy(), "b_mask": mask.numpy()})
+    assert got[0].shape == (3, 2)
+
+
+def test_teacher_export(student, tmp_path):
+    summary = run_export({"measure": {"threads": 1}}, "MRPC", student["teacher_dir"], student["data_dir"],
+                         tmp_path / "t", batch_size=32)
+    assert summary["kind"] == "teacher" and (tmp_path / "t" / "teacher.int8.onnx").is_file()
+    assert summary["max_abs_diff_fp32"] <= 1e-4
+    teacher = io.read_json(Path(student["teacher_dir"]) / "metrics.json")
+    assert summary["main"]["torch"] == pytest.approx(teacher["eval"]["dev"]["f1"], abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- measure
+
+
+FAST = ["--min-seconds", "0.01", "--min-batches", "1", "--warmup", "1", "--peak-seconds", "0.01"]
+
+
+def test_measure_cli_writes_a_valid_measurement(student, tmp_path):
+    out = tmp_path / "m.json"
+    cmd = [sys.executable, "-m", "adabert", "measure", "--model-kind", "student", "--model", str(student["dir"]),
+           "--engine", "onnxruntime", "--batch", "2", "--seq-len", "8", "--threads", "1", "--out", str(out),
+           "--task", "MRPC", "--variant", "main", "--seed", "0", *FAST]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    record = validate_measurement(io.read_json(out))
+    assert record["model"]["kind"] == "student" and record["engine"] == "onnxruntime"
+    assert (record["batch"], record["seq_len"], record["threads"]) == (2, 8, 1)
+    assert record["subject"] == {"model_kind": "student", "task": "MRPC", "variant": "main", "seed": 0}
+    assert record["machine"]["threads_setting"]["requested"] == 1
+    assert record["machine"]["env_threads"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    assert record["onnx"]["verify"]["max_abs_diff"] <= 1e-4
+    retrained = io.read_json(student["dir"] / "metrics.json")
+    assert record["size"]["params"] == retrained["params"]
+    assert record["size"]["flops_per_sample"] > 0 and record["latency"]["median_s"] > 0
+
+
+def test_measure_refuses_bad_requests(student, tmp_path, capsys):
+    argv = ["measure", "--model-kind", "student", "--engine", "torch", "--batch", "1", "--seq-len", "8",
+            "--threads", "1", "--out", str(tmp_path / "m.json")]
+    assert _error(argv, capsys) == "error: --model is required for a student (its retrained folder)"
+    if not torch.cuda.is_available():
+        argv = argv[:3] + ["--model", str(student["dir"]), "--device", "cuda"] + argv[3:]
+        assert _error(argv, capsys) == "error: device 'cuda' requested, but torch sees no CUDA GPU on this machine"
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_efficiency_table(student, tmp_path):
+    from adabert.report.efficiency_table import write_efficiency_table
+
+    common = dict(engine="torch", device="cpu", batch=2, seq_len=8, threads=1, min_seconds=0.01, min_batches=1,
+                  warmup=1, peak_seconds=0.01)
+    s_json, t_json, b_json = tmp_path / "s.json", tmp_path / "t.json", tmp_path / "b.json"
+    s = measure_model("student", student["dir"], out_json=s_json, subject={"task": "MRPC", "variant": "main", "seed": 0},
+                      **common)
+    t = measure_model("teacher", student["teacher_dir"], out_json=t_json, subject={"task": "MRPC"}, **common)
+    # A BERT-base stand-in: the teacher's record relabelled, 4x slower (the table's arithmetic is under test).
+    b = copy.deepcopy(t)
+    b["model"]["kind"], b["subject"] = "bert-base-arch", {"model_kind": "bert-base"}
+    b["latency"]["median_s"] *= 4
+    io.write_json(b_json, b)
+    # a reference from another machine is never compared with
+    other = copy.deepcopy(b)
+    other["machine"]["cpu_model"] = "another CPU"
+    other["latency"]["median_s"] = 1e-9
+    io.write_json(tmp_path / "other.json", other)
+    export = run_export({"measure": {"threads": 1}}, "MRPC", student["dir"], student["data_dir"], tmp_path / "e")
+    md, csv = tmp_path / "eff.md", tmp_path / "eff.csv"
+    df = write_efficiency_table([s_json, t_json, b_json, tmp_path / "other.json"], [student["dir"] / "metrics.json"],
+                                [Path(student["teacher_dir"]) / "metrics.json"], [tmp_path / "e" / "export.json"], md, csv)
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert row["speedup_vs_teacher"] == pytest.approx(t["latency"]["median_s"] / s["latency"]["median_s"])
+    assert row["speedup_vs_bert"] == pytest.approx(4 * t["latency"]["median_s"] / s["latency"]["median_s"])
+    assert row["compression_vs_teacher"] == pytest.approx(t["size"]["params"] / s["size"]["params"])
+    assert row["params_M"] == pytest.approx(s["size"]["params"] / 1e6)
+    retrained = io.read_json(student["dir"] / "metrics.json")
+    teacher = io.read_json(Path(student["teacher_dir"]) / "metrics.json")
+    assert row["student_dev"] == pytest.approx(retrained["main_value"])
+    assert row["teacher_dev"] == pytest.approx(teacher["main_value"])
+    assert row["int8_drop"] == pytest.approx(export["int8_drop_points"])
+    assert row["gflops"] == pytest.approx(s["achieved_gflops"])
+    assert md.read_text().startswith("# Student efficiency") and pd.read_csv(csv).shape[0] == 1
+    refs = pd.read_csv(tmp_path / "eff_references.csv")
+    assert set(refs["model"]) == {"teacher", "bert-base"}
