@@ -123,3 +123,35 @@ def test_bad_inputs_are_named(mrpc_small, tmp_path, one_thread):
     small["probes_dir"] = broken
     with pytest.raises(AdabertError, match="probe_logits.safetensors: 'train' has shape"):
         _search(small, tmp_path / "out")
+
+
+def test_search_table_equals_the_result_jsons_and_marks_held_out_splits(searched, tmp_path):
+    from adabert.report.common import HELD_OUT
+    from adabert.report.search_table import write_search_table
+
+    derive_dir = searched["root"] / "derive"
+    df = write_search_table([derive_dir / "genotype.json"], tmp_path / "s.md", tmp_path / "s.csv")
+    row = df.iloc[0]
+    summary = searched["summary"]
+    assert (row["task"], row["seed"], row["depth"]) == ("MRPC", 0, summary["best_genotype"]["depth"])
+    assert row["dev_main"] == summary["best_dev_main"] and row["split_kind"] == "dev"
+    assert row["params_M"] * 1e6 == pytest.approx(searched["derived"]["params"])
+    n_kept = sum(len(node) for node in summary["best_genotype"]["nodes"])
+    assert sum(row[c] for c in df.columns if c.startswith("n_")) == n_kept
+    assert "MRPC" in (tmp_path / "s.md").read_text()
+    first_node = summary["best_genotype"]["nodes"][0]
+    assert row["cell"].startswith("n2=" + "+".join(f"{e['op']}({e['input']})" for e in first_node))
+
+    # The same result on a carved-out split (the local QQP copy has no dev file) is marked as such.
+    search_dir = tmp_path / "carved_search"
+    search_dir.mkdir()
+    metrics = io.read_json(searched["root"] / "search" / "metrics.json")
+    metrics["splits"] = {"dev": {"n": 48, "official": False, "note": "held-out split, not official dev (carved)"}}
+    io.write_json(search_dir / "metrics.json", metrics)
+    carved_derive = tmp_path / "carved_derive"
+    carved_derive.mkdir()
+    derive_json = io.read_json(derive_dir / "derive.json")
+    io.write_json(carved_derive / "derive.json", {**derive_json, "search_dir": str(search_dir)})
+    df = write_search_table([carved_derive], tmp_path / "c.md", tmp_path / "c.csv")
+    assert df.iloc[0]["split_kind"] == HELD_OUT
+    assert HELD_OUT in (tmp_path / "c.md").read_text()

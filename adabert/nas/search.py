@@ -331,6 +331,7 @@ def run_search(
         "variant": variant,
         "execution": execution,
         "main_split": main_split,
+        "splits": meta.get("splits", {}),  # provenance: official dev, partial copy, or held-out carve-out
         "main_metric": spec.main_metric,
         "best_epoch": best["epoch"],
         "best_dev_main": best["value"],

@@ -22,14 +22,14 @@ import pandas as pd
 
 from adabert.errors import AdabertError
 from adabert.io import read_json
-from adabert.report.common import write_table
+from adabert.report.common import split_label, write_table
 
 COLUMNS = [
     "task", "variant", "seed", "depth", "engine", "device", "batch", "seq_len", "threads",
     "params_M", "params_no_emb_M", "compression_vs_bert", "compression_vs_bert_no_emb",
     "compression_vs_teacher", "compression_vs_teacher_no_emb",
     "latency_ms", "samples_per_s", "speedup_vs_bert", "speedup_vs_teacher",
-    "gflops", "fraction_of_peak", "metric", "student_dev", "teacher_dev", "dev_gap", "int8_dev", "int8_drop",
+    "gflops", "fraction_of_peak", "metric", "split_kind", "student_dev", "teacher_dev", "dev_gap", "int8_dev", "int8_drop",
     "teacher_int8_drop",
 ]
 
@@ -98,6 +98,7 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
         int8_dev = exp["main"]["onnx_int8"] if exp else None
         base = {
             "task": task, "variant": variant, "seed": seed, "depth": s.get("depth"), "metric": s.get("main_metric"),
+            "split_kind": split_label(s["main_split"], s.get("splits", {})) if s.get("main_split") else None,
             "student_dev": s.get("main_value"), "teacher_dev": teacher_dev,
             "dev_gap": None if teacher_dev is None else s.get("main_value") - teacher_dev,
             "int8_dev": int8_dev, "int8_drop": exp.get("int8_drop_points") if exp else None,
@@ -184,7 +185,8 @@ def write_efficiency_table(measurement_paths: list[Path], retrained_paths: list[
         "its speed and size are BERT-base's, its outputs mean nothing.",
         "gflops = counted fp32 matmul/conv FLOPs per sample x batch / median latency; fraction_of_peak divides by "
         "the measured fp32 GEMM peak of the same job (int8 engines can exceed 1).",
-        "Dev metrics (percent points) on each task's main eval split; dev_gap = student - teacher; int8_drop = "
+        "Dev metrics (percent points) on each task's main eval split (split_kind: official 'dev', a 'dev subset', "
+        "or a 'held-out split, not official dev'); dev_gap = student - teacher; int8_drop = "
         "torch - ONNX int8 (export stage).",
         "CPU timings are bounded runs (min_seconds / min_batches), not the paper's 50,000 samples.",
     ]

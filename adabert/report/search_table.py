@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from adabert.io import read_json
-from adabert.report.common import write_table
+from adabert.report.common import split_label, write_table
 
 
 def _cell_text(genotype: dict) -> str:
     parts = []
     for j, node in enumerate(genotype["nodes"]):
-        parts.append(f"n{j + 2}=" + "+".join(f"{op}({i})" for i, op in node))
+        parts.append(f"n{j + 2}=" + "+".join(f"{e['op']}({e['input']})" for e in node))
     return "; ".join(parts)
 
 
@@ -25,7 +25,7 @@ def search_rows(derived: list[Path]) -> pd.DataFrame:
         summary = read_json(folder / "derive.json")
         search = read_json(Path(summary["search_dir"]) / "metrics.json")
         genotype = summary["genotype"]
-        ops = Counter(op for node in genotype["nodes"] for _, op in node)
+        ops = Counter(e["op"] for node in genotype["nodes"] for e in node)
         row = {
             "variant": search["variant"],
             "task": search["task"],
@@ -35,6 +35,7 @@ def search_rows(derived: list[Path]) -> pd.DataFrame:
             "params_M": summary["params"] / 1e6,
             "params_no_emb_M": summary["params_without_embeddings"] / 1e6,
             "main_metric": search["main_metric"],
+            "split_kind": split_label(search["main_split"], search.get("splits", {})),
             "dev_main": search["best_dev_main"],
             "best_epoch": search["best_epoch"],
             "search_time_s": search["total_time_s"],
@@ -55,7 +56,8 @@ def write_search_table(derived: list[Path], md_path: Path, csv_path: Path) -> pd
         "(n2..n4), its two kept edges as op(input), inputs 0/1 = the cell's two inputs.",
         "n_<op> = how many of the cell's kept edges use that op. params include the 128-d embedding tables.",
         "dev_main = the derived architecture's dev metric during search (supernet weights, before retraining), "
-        "on the task's main evaluation split.",
+        "on the task's main evaluation split; split_kind says whether that is the official GLUE dev set, "
+        "a partial copy of it ('dev subset') or a 'held-out split, not official dev' carved out of the training data.",
     ]
     write_table(df, md_path, csv_path, "Searched architectures", notes)
     return df
