@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -112,6 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         measurement = timer.timeit(steps)
         wall = time.perf_counter() - start
         per_step = measurement.mean
+        # Single-path runs first, so the process peak after it is its own; after mixed it is mixed's
+        # (mixed needs more memory than single-path, so the max is mixed's peak).
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak_cuda_mb = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         depths = depths[-steps:]  # the timed steps only
         results.append({
             "execution": execution,
@@ -120,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
             "examples_per_s": args.batch_size / per_step,
             "mean_depth": statistics.mean(depths) if depths else None,
             "wall_s": wall,
+            "peak_rss_mb": peak_rss_mb,
+            "peak_cuda_mb": peak_cuda_mb,
         })
         print(f"{execution:12s} {per_step:8.3f} s/step  {args.batch_size / per_step:8.1f} examples/s  "
-              f"(mean sampled K {results[-1]['mean_depth']:.2f}, {steps} steps)", flush=True)
+              f"(mean sampled K {results[-1]['mean_depth']:.2f}, {steps} steps, peak RSS {peak_rss_mb:.0f} MB)", flush=True)
 
     by = {r["execution"]: r for r in results}
     speedup = by["mixed"]["step_s"] / by["single_path"]["step_s"]
