@@ -35,3 +35,4 @@ rule all:
         "results/tables/search.md",
         "results/tables/cost.md",
         "results/tables/efficiency.md",
+        "paper/figures/searched_cells.png",

@@ -80,6 +80,14 @@ def _cost_table(args):
     write_cost_table(Path(args.benchmarks), Path(args.out_md), Path(args.out_csv))
 
 
+def _figures(args):
+    from adabert.report.figures import write_figures
+
+    paths = write_figures([Path(p) for p in args.derived], [Path(p) for p in args.probes], Path(args.out),
+                          Path(args.efficiency) if args.efficiency else None, [Path(p) for p in args.teachers or []])
+    print("\n".join(str(p) for p in paths))
+
+
 def _retrain(args):
     cfg = _stage_cfg(args, "retrain")  # bad config fails before heavy imports
     from adabert.retrain import run_retrain
@@ -163,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("--derived", {"nargs": "+", **req}), ("--out-md", req), ("--out-csv", req))
     add("cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
         ("--benchmarks", req), ("--out-md", req), ("--out-csv", req))
+    add("figures", _figures, "searched cells, search dynamics, teacher probes, speedup and Pareto figures",
+        ("--derived", {"nargs": "+", **req, "help": "derive folders or their genotype.json"}),
+        ("--probes", {"nargs": "+", **req, "help": "probes.json files"}),
+        ("--efficiency", {"help": "efficiency.csv of the efficiency table (speedup and Pareto figures)"}),
+        ("--teachers", {"nargs": "*", "help": "teacher metrics.json (teacher points of the Pareto figure)"}),
+        ("--out", {**req, "help": "folder for the PNG and PDF files"}))
     add("retrain", _retrain, "retrain the derived student with CE + KD; save it deployable", task, config,
         ("--seed", {**req, "type": int}), ("--variant", req), ("--data", req), ("--teacher", req),
         ("--probes", req), ("--derive", req), ("--out", req))

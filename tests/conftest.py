@@ -67,6 +67,29 @@ def mrpc_small(glue_dir, tmp_path_factory) -> dict:
     return run_small_pipeline(root, small_config(glue_dir), "MRPC")
 
 
+@pytest.fixture(scope="session")
+def mrpc_searched(mrpc_small, tmp_path_factory) -> dict:
+    """Search and derive (the small config's settings, seed 0) on ``mrpc_small``; shared, treat as read-only."""
+    import torch
+
+    from adabert import config
+    from adabert.nas.derive import run_derive
+    from adabert.nas.search import run_search
+
+    root = tmp_path_factory.mktemp("mrpc_searched")
+    cfg = mrpc_small["cfg"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: intra-op threads only stall on a shared 2-core machine
+    try:
+        summary = run_search(config.stage_config(cfg, "search", "MRPC", "main"), "MRPC", 0, "main",
+                             mrpc_small["data_dir"], mrpc_small["teacher_dir"], mrpc_small["probes_dir"],
+                             root / "search")
+        derived = run_derive(config.stage_config(cfg, "derive", "MRPC", "main"), root / "search", root / "derive")
+    finally:
+        torch.set_num_threads(threads)
+    return {"root": root, "summary": summary, "derived": derived}
+
+
 @pytest.fixture
 def restore_threads():
     """Export and measurement code set torch's threads and OMP/MKL variables; give them back afterwards."""

@@ -19,8 +19,6 @@ from adabert import config, io
 from adabert.cli import main
 from adabert.deploy import measure_model, predict_file, run_export
 from adabert.measure import validate_measurement
-from adabert.nas.derive import run_derive
-from adabert.nas.search import run_search
 from adabert.retrain import run_retrain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,20 +31,18 @@ def one_thread_per_test(restore_threads):
 
 
 @pytest.fixture(scope="module")
-def student(mrpc_small, tmp_path_factory) -> dict:
+def student(mrpc_small, mrpc_searched, tmp_path_factory) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("deploy")
     cfg = mrpc_small["cfg"]
-    run_search(config.stage_config(cfg, "search", "MRPC", "main"), "MRPC", 0, "main", mrpc_small["data_dir"],
-               mrpc_small["teacher_dir"], mrpc_small["probes_dir"], root / "search")
-    run_derive(config.stage_config(cfg, "derive", "MRPC", "main"), root / "search", root / "derive")
+    derive = mrpc_searched["root"] / "derive"
     view = config.stage_config(cfg, "retrain", "MRPC", "main")
     view["retrain"].update({"epochs": 1, "batch_size": 32})
     run_retrain(view, "MRPC", "main", 0, mrpc_small["data_dir"], mrpc_small["teacher_dir"], mrpc_small["probes_dir"],
-                root / "derive", root / "student")
+                derive, root / "student")
     torch.set_num_threads(threads)
-    return {"root": root, "dir": root / "student", "derive": root / "derive", **mrpc_small}
+    return {"root": root, "dir": root / "student", "derive": derive, **mrpc_small}
 
 
 def _copy(student: dict, tmp_path: Path) -> Path:

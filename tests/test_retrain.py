@@ -11,8 +11,6 @@ import torch
 
 from adabert import config, io, metrics, tasks
 from adabert.errors import AdabertError
-from adabert.nas.derive import run_derive
-from adabert.nas.search import run_search
 from adabert.retrain import predict_logits, retrain_loss, run_retrain
 from adabert.student import Student
 
@@ -35,13 +33,8 @@ def retrain_cfg(cfg: dict, **retrain) -> dict:
 
 
 @pytest.fixture(scope="module")
-def derived(mrpc_small, tmp_path_factory, one_thread) -> Path:
-    root = tmp_path_factory.mktemp("retrain_derive")
-    cfg = mrpc_small["cfg"]
-    run_search(config.stage_config(cfg, "search", "MRPC", "main"), "MRPC", 0, "main", mrpc_small["data_dir"],
-               mrpc_small["teacher_dir"], mrpc_small["probes_dir"], root / "search")
-    run_derive(config.stage_config(cfg, "derive", "MRPC", "main"), root / "search", root / "derive")
-    return root / "derive"
+def derived(mrpc_searched) -> Path:
+    return mrpc_searched["root"] / "derive"
 
 
 def _retrain(mrpc_small, derive_dir, out, **retrain):

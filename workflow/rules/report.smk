@@ -70,3 +70,55 @@ rule cost_table:
     shell:
         "python -m adabert cost-table --benchmarks {params.root:q}"
         " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"
+
+
+rule figures:
+    """Searched cells, search dynamics, teacher probes, speedup over BERT-base and dev metric vs latency."""
+    input:
+        derived=expand(
+            rules.derive.output.genotype, task=TASKS, seed=SEEDS, variant=VARIANTS
+        ),
+        probes=expand(rules.probes.output.probes, task=TASKS),
+        teachers=expand(rules.teacher.output.metrics, task=TASKS),
+        efficiency="results/tables/efficiency.csv",
+    output:
+        searched_cells=report(
+            "paper/figures/searched_cells.png",
+            category="Figures",
+            caption="../report/fig_searched_cells.rst",
+        ),
+        search_dynamics=report(
+            "paper/figures/search_dynamics.png",
+            category="Figures",
+            caption="../report/fig_search_dynamics.rst",
+        ),
+        probes=report(
+            "paper/figures/probes.png",
+            category="Figures",
+            caption="../report/fig_probes.rst",
+        ),
+        speedup=report(
+            "paper/figures/speedup.png",
+            category="Figures",
+            caption="../report/fig_speedup.rst",
+        ),
+        pareto=report(
+            "paper/figures/pareto.png",
+            category="Figures",
+            caption="../report/fig_pareto.rst",
+        ),
+        searched_cells_pdf="paper/figures/searched_cells.pdf",
+        search_dynamics_pdf="paper/figures/search_dynamics.pdf",
+        probes_pdf="paper/figures/probes.pdf",
+        speedup_pdf="paper/figures/speedup.pdf",
+        pareto_pdf="paper/figures/pareto.pdf",
+    log:
+        "logs/figures.log",
+    conda:
+        ENV
+    params:
+        out=lambda wildcards, output: os.path.dirname(output.searched_cells),
+    shell:
+        "python -m adabert figures --derived {input.derived:q} --probes {input.probes:q}"
+        " --teachers {input.teachers:q} --efficiency {input.efficiency:q}"
+        " --out {params.out:q} > {log:q} 2>&1"
