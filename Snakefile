@@ -36,3 +36,4 @@ rule all:
         "results/tables/cost.md",
         "results/tables/efficiency.md",
         "paper/figures/searched_cells.png",
+        "paper/tables/main.md",

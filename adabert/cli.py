@@ -80,6 +80,13 @@ def _cost_table(args):
     write_cost_table(Path(args.benchmarks), Path(args.out_md), Path(args.out_csv))
 
 
+def _main_table(args):
+    from adabert.report.main_table import write_main_table
+
+    write_main_table(Path(args.reported), [Path(p) for p in args.teachers], [Path(p) for p in args.retrained],
+                     Path(args.efficiency), Path(args.out))
+
+
 def _figures(args):
     from adabert.report.figures import write_figures
 
@@ -171,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
         ("--derived", {"nargs": "+", **req}), ("--out-md", req), ("--out-csv", req))
     add("cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
         ("--benchmarks", req), ("--out-md", req), ("--out-csv", req))
+    add("main-table", _main_table, "the paper's reported rows next to this run's teachers and students",
+        ("--reported", {**req, "help": "paper/reported.yaml"}),
+        ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}),
+        ("--retrained", {"nargs": "+", **req, "help": "retrain metrics.json"}),
+        ("--efficiency", {**req, "help": "efficiency.csv of the efficiency table"}),
+        ("--out", {**req, "help": "output stem: writes .md, .tex and .csv"}))
     add("figures", _figures, "searched cells, search dynamics, teacher probes, speedup and Pareto figures",
         ("--derived", {"nargs": "+", **req, "help": "derive folders or their genotype.json"}),
         ("--probes", {"nargs": "+", **req, "help": "probes.json files"}),

@@ -266,3 +266,44 @@ def test_efficiency_table(student, tmp_path):
     assert md.read_text().startswith("# Student efficiency") and pd.read_csv(csv).shape[0] == 1
     refs = pd.read_csv(tmp_path / "eff_references.csv")
     assert set(refs["model"]) == {"teacher", "bert-base"}
+    assert row["split_kind"] == "dev"
+
+    # The main comparison table from the same real outputs: its numbers equal the result JSONs.
+    from adabert.report.main_table import write_main_table
+
+    main = write_main_table(REPO / "paper/reported.yaml", [Path(student["teacher_dir"]) / "metrics.json"],
+                            [student["dir"] / "metrics.json"], csv, tmp_path / "tables" / "main")
+    ours = main[main["method"] == "AdaBERT student (this run)"].iloc[0]
+    assert ours["MRPC_value"] == pytest.approx(retrained["main_value"]) and ours["split"] == "dev"
+    assert ours["params_M"] == f"{retrained['params'] / 1e6:.1f}-{retrained['params'] / 1e6:.1f}"
+    assert ours["speedup_vs_bert"] == f"{row['speedup_vs_bert']:.1f}-{row['speedup_vs_bert']:.1f}"
+    mine = main[main["source"] == "this run"].iloc[0]
+    assert mine["MRPC_value"] == pytest.approx(teacher["main_value"])
+    assert mine["speedup_vs_bert"] == "4.0-4.0"  # the stand-in BERT-base is 4x the teacher
+    paper = main[main["method"].str.startswith("AdaBERT (unverified)")].iloc[0]
+    assert paper["split"] == "test" and paper["MRPC_value"] == 85.1 and paper["speedup_vs_bert"] == "12.7-29.3"
+    for suffix in (".md", ".tex", ".csv"):
+        assert (tmp_path / "tables" / f"main{suffix}").is_file()
+    assert "(unverified)" in (tmp_path / "tables" / "main.md").read_text()
+
+    # and the efficiency figures
+    from adabert.report.figures import pareto_figure, speedup_figure
+
+    speed = speedup_figure(pd.read_csv(csv), tmp_path / "fig" / "speedup", batch=2, seq_len=8)
+    assert speed["speedup_vs_bert"].tolist() == pytest.approx([row["speedup_vs_bert"]])
+    plotted = pareto_figure(pd.read_csv(csv), refs, {"MRPC": teacher["main_value"]}, tmp_path / "fig" / "pareto")
+    assert plotted["MRPC"]["students"] == [(pytest.approx(row["latency_ms"]), pytest.approx(row["student_dev"]))]
+    assert plotted["MRPC"]["teacher"][1] == teacher["main_value"]
+
+
+def test_reported_numbers_are_consistent():
+    from adabert.report.main_table import PAPER_TASKS, load_reported
+
+    reported = load_reported(REPO / "paper/reported.yaml")
+    assert reported["headline"]["speedup_vs_bert_base"] == {"min": 12.7, "max": 29.3, "source": "abstract",
+                                                            "verified": True}
+    for r in reported["main_table"]["rows"]:
+        assert "source" in r and isinstance(r["verified"], bool), r["method"]
+        scores = r["scores"]
+        if r["average"] is not None and all(t in scores for t in PAPER_TASKS):
+            assert sum(scores[t] for t in PAPER_TASKS) / 6 == pytest.approx(r["average"], abs=0.06), r["method"]

@@ -122,3 +122,30 @@ rule figures:
         "python -m adabert figures --derived {input.derived:q} --probes {input.probes:q}"
         " --teachers {input.teachers:q} --efficiency {input.efficiency:q}"
         " --out {params.out:q} > {log:q} 2>&1"
+
+
+rule main_table:
+    """The paper's reported rows (test) next to this run's teachers and students (dev)."""
+    input:
+        reported=os.path.join(workflow.basedir, "paper/reported.yaml"),
+        teachers=expand(rules.teacher.output.metrics, task=TASKS),
+        retrained=expand(
+            rules.retrain.output.metrics, task=TASKS, seed=SEEDS, variant=VARIANTS
+        ),
+        efficiency="results/tables/efficiency.csv",
+    output:
+        md=report(
+            "paper/tables/main.md", category="Main table", caption="../report/main.rst"
+        ),
+        tex="paper/tables/main.tex",
+        csv="paper/tables/main.csv",
+    log:
+        "logs/tables/main.log",
+    conda:
+        ENV
+    params:
+        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+    shell:
+        "python -m adabert main-table --reported {input.reported:q} --teachers {input.teachers:q}"
+        " --retrained {input.retrained:q} --efficiency {input.efficiency:q}"
+        " --out {params.stem:q} > {log:q} 2>&1"
