@@ -22,10 +22,10 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/search.smk"
-include: "workflow/rules/report.smk"
 include: "workflow/rules/deploy_common.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/measure.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

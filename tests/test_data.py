@@ -428,3 +428,29 @@ def test_prepare_glue_task(glue_dir, tmp_path):
     assert t["labels"].dtype == torch.float32 and t["input_ids"].shape == (8, 16)
     assert sorted(p.name for p in (tmp_path / "STS-B").iterdir()) == [
         "config.json", "dev.jsonl", "dev.safetensors", "meta.json", "train.jsonl", "train.safetensors"]
+
+
+def test_largest_local_pair_train_set_prepares_within_memory(glue_dir, tmp_path):
+    """All of the local QQP train copy (33k pairs), uncapped at sequence length 128, through the prepare CLI
+    in its own process; its peak RSS is recorded and must stay far below this machine's 24 GiB."""
+    import subprocess
+    import sys
+
+    cfg = config.stage_config(config.resolve({"glue_dir": str(glue_dir), "data": {
+        "max_seq_length": 128, "max_train_examples": None, "max_eval_examples": None, "missing_dev": "carve",
+        "carve_examples": 1000}}), "prepare", "QQP")
+    out = tmp_path / "QQP"
+    # the child reports its own peak RSS (RUSAGE_CHILDREN would be the max over every earlier child)
+    wrapper = ("import resource, runpy, sys\n"
+               "try:\n    runpy.run_module('adabert', run_name='__main__', alter_sys=True)\n"
+               "finally:\n    print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", wrapper, "prepare", "--task", "QQP", "--config", json.dumps(cfg),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    peak_mb = int(proc.stderr.rsplit("PEAK_KB", 1)[1].split()[0]) / 1024
+    meta = read_json(out / "meta.json")
+    n_train, n_dev = meta["splits"]["train"]["n"], meta["splits"]["dev"]["n"]
+    assert n_dev == 1000 and n_train + n_dev == 33162 - 1  # one malformed row of the official file is skipped
+    assert load_tensors(out / "train.safetensors")["input_ids"].shape == (n_train, 128)
+    print(f"QQP prepare: {n_train} train rows, peak RSS {peak_mb:.0f} MB")
+    assert peak_mb < 4096, f"prepare of QQP took {peak_mb:.0f} MB"

@@ -10,7 +10,7 @@ import torch
 
 from adabert import config, io, metrics, tasks
 from adabert.nas.derive import load_supernet, run_derive
-from adabert.nas.search import load_split, predict, run_search
+from adabert.nas.search import load_split, predict, run_search, subsample_indices
 from adabert.student import Student
 
 
@@ -78,7 +78,8 @@ def test_derived_student_reproduces_the_best_epoch_dev_metric(searched, mrpc_sma
     assert searched["derived"]["params"] == student.num_parameters()
 
 
-def test_same_seed_same_genotype(searched, mrpc_small, tmp_path):
+def test_same_seed_same_genotype(searched, mrpc_small, tmp_path, one_thread):
+    # bit-identical with the same seed AND the same thread count (the shared search ran on one thread)
     again = _search(mrpc_small, tmp_path / "again")
     first = io.read_json(searched["root"] / "search" / "alpha_history.json")
     second = io.read_json(tmp_path / "again" / "alpha_history.json")
@@ -152,3 +153,13 @@ def test_search_table_equals_the_result_jsons_and_marks_held_out_splits(searched
     df = write_search_table([carved_derive], tmp_path / "c.md", tmp_path / "c.csv")
     assert df.iloc[0]["split_kind"] == HELD_OUT
     assert HELD_OUT in (tmp_path / "c.md").read_text()
+
+
+def test_search_subsample_is_the_same_for_every_seed(mrpc_small, tmp_path, one_thread):
+    a = _search(mrpc_small, tmp_path / "a", seed=0, search={"max_train_examples": 40, "epochs": 1})
+    b = _search(mrpc_small, tmp_path / "b", seed=1, search={"max_train_examples": 40, "epochs": 1})
+    assert a["n_train"] == b["n_train"] == 40
+    keep = subsample_indices(128, 40, 0)
+    assert keep.tolist() == sorted(set(keep.tolist())) and len(keep) == 40 and keep.max() < 128
+    assert torch.equal(keep, subsample_indices(128, 40, 0)) and not torch.equal(keep, subsample_indices(128, 40, 1))
+    assert io.read_json(tmp_path / "a" / "config.json")["search"]["max_train_examples"] == 40

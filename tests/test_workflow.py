@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -68,11 +70,21 @@ def test_lint_and_format():
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
-def test_smoke_run_of_the_real_workflow(tmp_path, glue_dir):
-    """The real DAG (prepare -> teacher -> probes -> search -> derive -> tables) on small real data."""
-    proc = snakemake("all", "--cores", "2", "--directory", str(tmp_path), "--configfile", str(REPO / ".test/config.yaml"),
-                     env={"ADABERT_GLUE_DIR": str(glue_dir)}, timeout=1200)
+SMOKE = ("all", "--cores", "2", "--configfile", str(REPO / ".test/config.yaml"))
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, glue_dir) -> Path:
+    """One uninterrupted run of the real DAG on the smoke config (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("smoke")
+    proc = snakemake(*SMOKE, "--directory", str(root), env={"ADABERT_GLUE_DIR": str(glue_dir)}, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-5000:]
+    return root
+
+
+def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
+    """The real DAG (prepare -> teacher -> probes -> search -> derive -> retrain -> measure -> tables)."""
+    tmp_path = smoke_run
     res = tmp_path / "results"
     table = pd.read_csv(res / "tables/teacher.csv")
     assert set(table["task"]) == {"MRPC", "STS-B"}
@@ -89,7 +101,70 @@ def test_smoke_run_of_the_real_workflow(tmp_path, glue_dir):
     cost = pd.read_csv(res / "tables/cost.csv")
     assert set(cost["stage"]) == {"prepare", "teacher", "probes", "search"}
     assert (cost["total_s"] > 0).all() and (cost["peak_rss_mb"] > 0).all()
+    for fig in ("searched_cells", "search_dynamics", "probes", "speedup", "pareto"):
+        for ext in ("png", "pdf"):
+            assert (tmp_path / f"paper/figures/{fig}.{ext}").stat().st_size > 0, (fig, ext)
+    main = pd.read_csv(tmp_path / "paper/tables/main.csv")
+    ours = main[main["method"] == "AdaBERT student (this run)"].iloc[0]
+    retrained = json.loads((res / "retrain/main/MRPC/seed0/metrics.json").read_text())
+    assert ours["MRPC_value"] == pytest.approx(retrained["main_value"])
     # a second run has nothing to do: outputs are complete and up to date
-    again = snakemake("all", "-n", "--cores", "2", "--directory", str(tmp_path), "--configfile",
-                      str(REPO / ".test/config.yaml"), env={"ADABERT_GLUE_DIR": str(glue_dir)})
+    again = snakemake(*SMOKE, "-n", "--directory", str(tmp_path), env={"ADABERT_GLUE_DIR": str(glue_dir)})
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+TIMING_WORDS = ("time", "per_s", "rss", "machine", "throughput", "latency", "gflops", "peak")
+
+
+def is_timing(key: str) -> bool:
+    """Keys that hold timings or machine readings (seconds, MB, rates), which no two runs share."""
+    return key.endswith(("_s", "_mb")) or any(w in key for w in TIMING_WORDS)
+
+
+def without_timings(obj):
+    """A result JSON without the fields that are timings or machine readings (everything else must agree)."""
+    if isinstance(obj, dict):
+        return {k: without_timings(v) for k, v in obj.items() if not is_timing(k)}
+    if isinstance(obj, list):
+        return [without_timings(v) for v in obj]
+    return obj
+
+
+def test_killed_run_resumes_to_the_same_results_and_runs_are_deterministic(smoke_run, tmp_path, glue_dir):
+    """Kill the workflow (SIGKILL, the whole process group) while a search job runs, unlock and rerun it:
+    it completes, keeps what was already computed, and equals the uninterrupted run apart from timings."""
+    env = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "ADABERT_GLUE_DIR": str(glue_dir)}
+    cmd = [str(Path(BIN) / "snakemake"), "-s", str(REPO / "Snakefile"), *SMOKE, "--directory", str(tmp_path)]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    search_log = tmp_path / "logs/search/main/MRPC/seed0.log"
+    search_out = tmp_path / "results/search/main/MRPC/seed0/metrics.json"
+    deadline = time.monotonic() + 900
+    while not (search_log.exists() and not search_out.exists()):
+        assert proc.poll() is None, "the workflow ended before its search stage could be interrupted"
+        assert time.monotonic() < deadline, "no search job started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not search_out.exists()
+    teacher = tmp_path / "results/teacher/MRPC/metrics.json"
+    before = teacher.stat().st_mtime_ns
+
+    unlock = snakemake(*SMOKE, "--directory", str(tmp_path), "--unlock", env={"ADABERT_GLUE_DIR": str(glue_dir)})
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    rerun = snakemake(*SMOKE, "--directory", str(tmp_path), env={"ADABERT_GLUE_DIR": str(glue_dir)}, timeout=1200)
+    assert rerun.returncode == 0, rerun.stderr[-5000:]
+    assert teacher.stat().st_mtime_ns == before  # computed before the kill: kept, not recomputed
+
+    a, b = smoke_run / "results", tmp_path / "results"
+    for task in ("MRPC", "STS-B"):
+        genotype = f"derive/main/{task}/seed0/genotype.json"
+        assert (b / genotype).read_bytes() == (a / genotype).read_bytes(), task
+        for result in (f"teacher/{task}/metrics.json", f"probes/{task}/probes.json",
+                       f"search/main/{task}/seed0/metrics.json", f"retrain/main/{task}/seed0/metrics.json"):
+            assert without_timings(json.loads((b / result).read_text())) == \
+                without_timings(json.loads((a / result).read_text())), result
+    for table in ("teacher", "search"):
+        cols = [c for c in pd.read_csv(a / f"tables/{table}.csv").columns if not is_timing(c)]
+        pd.testing.assert_frame_equal(pd.read_csv(b / f"tables/{table}.csv")[cols],
+                                      pd.read_csv(a / f"tables/{table}.csv")[cols])

@@ -123,9 +123,9 @@ def run_derive(cfg: dict, search_dir: str | os.PathLike, out_dir: str | os.PathL
         "params_without_embeddings": student.num_parameters(include_embeddings=False),
         "search_dir": str(search_dir),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    genotype.save(out_dir / GENOTYPE_FILE)
-    io.save_tensors(out_dir / WEIGHTS_FILE, tensors, metadata={"format": "adabert-student", "schema_version": "1"})
-    io.write_json(out_dir / "derive.json", summary)
-    io.write_json(out_dir / "config.json", cfg)
+    with io.atomic_dir(out_dir) as tmp:  # the folder appears complete or not at all
+        genotype.save(tmp / GENOTYPE_FILE)
+        io.save_tensors(tmp / WEIGHTS_FILE, tensors, metadata={"format": "adabert-student", "schema_version": "1"})
+        io.write_json(tmp / "derive.json", summary)
+        io.write_json(tmp / "config.json", cfg)
     return summary

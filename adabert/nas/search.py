@@ -89,6 +89,12 @@ def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: (v[:, :length] if k in STUDENT_KEYS[:4] else v) for k, v in batch.items()}
 
 
+def subsample_indices(n: int, cap: int, data_seed: int) -> torch.Tensor:
+    """Sorted indices of the search's training subsample: drawn with the data seed, not the search seed,
+    so every search seed sees the same examples and only the search's own randomness differs."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(data_seed))[:cap].sort().values
+
+
 def tau_at(epoch: int, scfg: dict) -> float:
     return max(scfg["tau_init"] * math.exp(-scfg["tau_decay"] * epoch), scfg["tau_min"])
 
@@ -188,6 +194,12 @@ def run_search(
         )
     if meta["type"] == "regression":
         train["labels"] = train["labels"].float()
+    cap = scfg.get("max_train_examples")
+    if cap is not None and cap < n_train:
+        keep = subsample_indices(n_train, cap, int(cfg["data"]["seed"]))
+        train = {k: v[keep] for k, v in train.items()}
+        log.info("search %s: %d of the %d training examples (search.max_train_examples)", task, cap, n_train)
+        n_train = cap
 
     word, position, embedding_note = load_teacher_embeddings(teacher_dir / "model")
     max_len = max(int(cfg["data"]["max_seq_length"]), train["a_input_ids"].shape[1], dev["a_input_ids"].shape[1])
@@ -305,56 +317,56 @@ def run_search(
 
     # Outputs -----------------------------------------------------------------------------------
     total_time = time.perf_counter() - start_time
-    out_dir.mkdir(parents=True, exist_ok=True)
-    io.save_tensors(
-        out_dir / "supernet.safetensors",
-        best["state"],
-        metadata={"hparams": json.dumps(net.hparams()), "best_epoch": str(best["epoch"]), "format": "adabert-supernet"},
-    )
-    io.write_json(
-        out_dir / "alpha_history.json",
-        {
+    with io.atomic_dir(out_dir) as tmp:  # the folder appears complete or not at all
+        io.save_tensors(
+            tmp / "supernet.safetensors",
+            best["state"],
+            metadata={"hparams": json.dumps(net.hparams()), "best_epoch": str(best["epoch"]), "format": "adabert-supernet"},
+        )
+        io.write_json(
+            tmp / "alpha_history.json",
+            {
+                "task": task,
+                "seed": seed,
+                "variant": variant,
+                "ops": ops,
+                "edges": [{"node": j + 2, "input": i} for j, i in cell_edges(scfg["nodes"])],
+                "k_max": scfg["k_max"],
+                "main_metric": spec.main_metric,
+                "best_epoch": best["epoch"],
+                "epochs": history,
+            },
+        )
+        summary = {
             "task": task,
             "seed": seed,
             "variant": variant,
-            "ops": ops,
-            "edges": [{"node": j + 2, "input": i} for j, i in cell_edges(scfg["nodes"])],
-            "k_max": scfg["k_max"],
+            "execution": execution,
+            "main_split": main_split,
+            "splits": meta.get("splits", {}),  # provenance: official dev, partial copy, or held-out carve-out
             "main_metric": spec.main_metric,
             "best_epoch": best["epoch"],
-            "epochs": history,
-        },
-    )
-    summary = {
-        "task": task,
-        "seed": seed,
-        "variant": variant,
-        "execution": execution,
-        "main_split": main_split,
-        "splits": meta.get("splits", {}),  # provenance: official dev, partial copy, or held-out carve-out
-        "main_metric": spec.main_metric,
-        "best_epoch": best["epoch"],
-        "best_dev_main": best["value"],
-        "best_genotype": history[best["epoch"]]["genotype"],
-        "epochs": epoch_metrics,
-        "n_train": n_train,
-        "n_dev": int(dev["labels"].shape[0]),
-        "supernet_params": int(sum(p.numel() for p in net.weight_parameters())),
-        "embedding_init": embedding_note,
-        "total_time_s": total_time,
-        "train_examples_per_s": n_train * scfg["epochs"] / max(sum(e["train_time_s"] for e in epoch_metrics), 1e-9),
-        "peak_rss_mb": _peak_rss_mb(),
-        "machine": {
-            "platform": platform.platform(),
-            "cpu": _cpu_model(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
-    }
-    io.write_json(out_dir / "metrics.json", summary)
-    io.write_json(
-        out_dir / "op_costs.json",
-        {"width": scfg["width"], "seq_len": seq_len, "normalisation": scfg["cost_normalisation"], "ops": costs},
-    )
-    io.write_json(out_dir / "config.json", cfg)
+            "best_dev_main": best["value"],
+            "best_genotype": history[best["epoch"]]["genotype"],
+            "epochs": epoch_metrics,
+            "n_train": n_train,
+            "n_dev": int(dev["labels"].shape[0]),
+            "supernet_params": int(sum(p.numel() for p in net.weight_parameters())),
+            "embedding_init": embedding_note,
+            "total_time_s": total_time,
+            "train_examples_per_s": n_train * scfg["epochs"] / max(sum(e["train_time_s"] for e in epoch_metrics), 1e-9),
+            "peak_rss_mb": _peak_rss_mb(),
+            "machine": {
+                "platform": platform.platform(),
+                "cpu": _cpu_model(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+            },
+        }
+        io.write_json(tmp / "metrics.json", summary)
+        io.write_json(
+            tmp / "op_costs.json",
+            {"width": scfg["width"], "seq_len": seq_len, "normalisation": scfg["cost_normalisation"], "ops": costs},
+        )
+        io.write_json(tmp / "config.json", cfg)
     return summary
