@@ -77,7 +77,7 @@ def _search_table(args):
 def _cost_table(args):
     from adabert.report.cost_table import write_cost_table
 
-    write_cost_table(Path(args.benchmarks), Path(args.out_md), Path(args.out_csv))
+    write_cost_table([Path(p) for p in args.benchmarks], Path(args.out_md), Path(args.out_csv))
 
 
 def _main_table(args):
@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("search-table", _search_table, "table of searched architectures",
         ("--derived", {"nargs": "+", **req}), ("--out-md", req), ("--out-csv", req))
     add("cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
-        ("--benchmarks", req), ("--out-md", req), ("--out-csv", req))
+        ("--benchmarks", {"nargs": "+", **req, "help": "folders of benchmark files (<folder>/<stage>/...)"}),
+        ("--out-md", req), ("--out-csv", req))
     add("main-table", _main_table, "the paper's reported rows next to this run's teachers and students",
         ("--reported", {**req, "help": "paper/reported.yaml"}),
         ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}),

@@ -99,7 +99,7 @@ def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
     search = pd.read_csv(res / "tables/search.csv")
     assert len(search) == 2
     cost = pd.read_csv(res / "tables/cost.csv")
-    assert set(cost["stage"]) == {"prepare", "teacher", "probes", "search"}
+    assert set(cost["stage"]) == {"prepare", "teacher", "probes", "search", "retrain", "export", "measure"}
     assert (cost["total_s"] > 0).all() and (cost["peak_rss_mb"] > 0).all()
     for fig in ("searched_cells", "search_dynamics", "probes", "speedup", "pareto"):
         for ext in ("png", "pdf"):

@@ -35,10 +35,11 @@ def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
             .reset_index())
 
 
-def write_cost_table(root: Path, md_path: Path, csv_path: Path) -> pd.DataFrame:
-    jobs = read_benchmarks(root)
+def write_cost_table(roots: list[Path], md_path: Path, csv_path: Path) -> pd.DataFrame:
+    """The cost table over every benchmark folder in ``roots`` (the stage is the first folder below a root)."""
+    jobs = pd.concat([read_benchmarks(root) for root in roots], ignore_index=True)
     if jobs.empty:
-        raise AdabertError(f"{root}: no benchmark files found")
+        raise AdabertError(f"{', '.join(map(str, roots))}: no benchmark files found")
     summary = summarise(jobs)
     notes = ["Wall time (s) and peak resident memory (MB) of every job, from Snakemake's benchmark: files.",
              f"Total over all stages: {jobs['seconds'].sum():.0f} s."]

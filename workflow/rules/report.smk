@@ -44,17 +44,25 @@ rule search_table:
 rule cost_table:
     """Wall time and peak memory of every job (Snakemake benchmark files), per stage."""
     input:
-        expand(
+        training=expand(
             "results/benchmarks/{stage}/{task}.tsv",
             stage=["prepare", "teacher", "probes"],
             task=TASKS,
-        ),
-        expand(
+        )
+        + expand(
             "results/benchmarks/search/{variant}/{task}/seed{seed}.tsv",
             task=TASKS,
             seed=SEEDS,
             variant=VARIANTS,
         ),
+        deploy=expand(
+            "results/benchmarks_deploy/retrain/{variant}/{task}/seed{seed}.tsv",
+            task=TASKS,
+            seed=SEEDS,
+            variant=VARIANTS,
+        ),
+        # every export and measurement job has finished (their benchmark files are read from the folder)
+        efficiency=rules.efficiency_table.output.csv,
     output:
         md=report(
             "results/tables/cost.md", category="Cost", caption="../report/cost.rst"
@@ -65,10 +73,13 @@ rule cost_table:
     conda:
         ENV
     params:
-        # results/benchmarks (the benchmark files are <root>/<stage>/...)
-        root=lambda wildcards, input: os.path.dirname(os.path.dirname(input[0])),
+        # <root>/<stage>/...: results/benchmarks and results/benchmarks_deploy
+        roots=lambda wildcards, input: [
+            input.training[0].split("/prepare/")[0],
+            input.deploy[0].split("/retrain/")[0],
+        ],
     shell:
-        "python -m adabert cost-table --benchmarks {params.root:q}"
+        "python -m adabert cost-table --benchmarks {params.roots:q}"
         " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"
 
 
