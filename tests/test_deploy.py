@@ -280,6 +280,7 @@ def test_efficiency_table(student, tmp_path):
     mine = main[main["source"] == "this run"].iloc[0]
     assert mine["MRPC_value"] == pytest.approx(teacher["main_value"])
     assert mine["speedup_vs_bert"] == "4.0-4.0"  # the stand-in BERT-base is 4x the teacher
+    assert mine["params_M"] == f"{teacher['params'] / 1e6:.1f}"  # one teacher size: one number
     paper = main[main["method"].str.startswith("AdaBERT (unverified)")].iloc[0]
     assert paper["split"] == "test" and paper["MRPC_value"] == 85.1 and paper["speedup_vs_bert"] == "12.7-29.3"
     for suffix in (".md", ".tex", ".csv"):

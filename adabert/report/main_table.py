@@ -90,7 +90,7 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
     teacher_row: dict[str, Any] = {"method": f"Teacher: {', '.join(model_names)} (this run)", "source": "this run",
                                    "split": "dev"}
     params = sorted({int(t["params"]) for t in teachers})
-    teacher_row["params_M"] = "-".join(f"{p / 1e6:.1f}" for p in dict.fromkeys([params[0], params[-1]])) if params else ""
+    teacher_row["params_M"] = "-".join(dict.fromkeys(f"{p / 1e6:.1f}" for p in (params[0], params[-1]))) if params else ""
     teacher_speed = []
     if shape is not None and not references.empty:
         bert = references[(references["model"] == "bert-base") & (references["engine"] == "torch")
