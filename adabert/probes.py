@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from adabert import io, models
 from adabert.errors import AdabertError
-from adabert.teacher import PACKED_KEYS, evaluate, eval_order, load_meta, load_split, task_spec, trim_batch
+from adabert.teacher import batched_outputs, evaluate, load_meta, load_split, task_spec
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +60,15 @@ def layer_features(hidden_states, attention_mask: torch.Tensor) -> torch.Tensor:
     return torch.stack([emb, *(h[:, 0] for h in hidden_states[1:])], dim=1).float()
 
 
-@torch.no_grad()
 def extract_features(model, data: dict[str, torch.Tensor], batch_size: int, device: torch.device,
                      desc: str = "features") -> torch.Tensor:
     """Per-layer features ``[N, L+1, H]`` (float32, CPU, original row order) of the frozen teacher."""
-    from tqdm.auto import tqdm
-
     model.eval()
-    n = data["input_ids"].shape[0]
-    out: torch.Tensor | None = None
-    for idx in tqdm(eval_order(data["attention_mask"], batch_size), desc=desc, leave=False, mininterval=2.0):
-        batch = trim_batch({k: data[k][idx] for k in PACKED_KEYS})
-        batch = {k: v.to(device) for k, v in batch.items()}
-        hidden = model(**batch, output_hidden_states=True).hidden_states
-        feats = layer_features(hidden, batch["attention_mask"]).cpu()
-        if out is None:
-            out = torch.empty(n, *feats.shape[1:], dtype=torch.float32)
-        out[idx] = feats
-    if out is None:
-        raise AdabertError(f"{desc}: no rows")
-    return out
+
+    def forward(batch):
+        return layer_features(model(**batch, output_hidden_states=True).hidden_states, batch["attention_mask"])
+
+    return batched_outputs(forward, data, batch_size, device, desc)
 
 
 def probe_logits(features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -89,23 +89,29 @@ def eval_order(attention_mask: torch.Tensor, batch_size: int) -> list[torch.Tens
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: dict[str, torch.Tensor], batch_size: int, device: torch.device,
-            desc: str = "predict") -> torch.Tensor:
-    """Logits ``[N, C]`` (float32, CPU, original row order) of ``model`` in eval mode."""
+def batched_outputs(forward, data: dict[str, torch.Tensor], batch_size: int, device: torch.device,
+                    desc: str) -> torch.Tensor:
+    """``forward(batch) -> [B, ...]`` over length-sorted, trimmed batches; float32, CPU, original row order."""
     from tqdm.auto import tqdm
 
-    model.eval()
     n = data["input_ids"].shape[0]
     out: torch.Tensor | None = None
     for idx in tqdm(eval_order(data["attention_mask"], batch_size), desc=desc, leave=False, mininterval=2.0):
         batch = trim_batch({k: data[k][idx] for k in PACKED_KEYS})
-        logits = model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+        values = forward({k: v.to(device) for k, v in batch.items()}).float().cpu()
         if out is None:
-            out = torch.empty(n, logits.shape[-1], dtype=torch.float32)
-        out[idx] = logits
+            out = torch.empty(n, *values.shape[1:], dtype=torch.float32)
+        out[idx] = values
     if out is None:
-        raise AdabertError(f"{desc}: no rows to predict")
+        raise AdabertError(f"{desc}: no rows")
     return out
+
+
+def predict(model: nn.Module, data: dict[str, torch.Tensor], batch_size: int, device: torch.device,
+            desc: str = "predict") -> torch.Tensor:
+    """Logits ``[N, C]`` (float32, CPU, original row order) of ``model`` in eval mode."""
+    model.eval()
+    return batched_outputs(lambda batch: model(**batch).logits, data, batch_size, device, desc)
 
 
 def evaluate(spec, logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> dict[str, float]:
