@@ -6,7 +6,7 @@ CORES ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format-check clean-venv
+.PHONY: run readme report test lint format-check clean-venv
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ is required; set PYTHON=...)"; exit 1; }
@@ -17,6 +17,15 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) all
+
+# the README's results section from the last run's outputs (paper/README_results.md)
+readme: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores 1 paper/README_results.md
+	$(BIN)/python -m adabert readme --readme README.md --section paper/README_results.md
+
+# the HTML report of the last run (figures and tables with their captions)
+report: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" snakemake --report paper/report.html
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 python -m pytest -q

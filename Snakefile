@@ -1,5 +1,6 @@
 # adabert-bench: AdaBERT (Chen et al., IJCAI 2020) end to end.
-#   glue data -> teacher fine-tuning -> teacher probes -> search (task x seed x variant) -> derive
+#   glue data -> teacher fine-tuning -> teacher probes -> [augment] -> search (task x seed x variant) -> derive
+#   -> retrain (+ random / transferred architectures, baselines) -> export -> measure -> tables, figures
 # Every rule is a thin call of `python -m adabert <stage>`; the logic lives in the adabert package.
 import os
 
@@ -10,7 +11,12 @@ from adabert import config as adabert_config
 min_version("9.27")
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+# config/config.yaml is the default setting. A config file given with --configfile is a complete
+# setting of its own (config/paper.yaml, .test/config.yaml): it replaces the default instead of being
+# merged into it, and the keys it leaves out take the schema defaults (config/README.md).
+if not workflow.overwrite_configfiles:
+
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 # Our validator first: its errors name the key and list the allowed keys/values.
@@ -21,9 +27,12 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
+include: "workflow/rules/augment.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/deploy_common.smk"
 include: "workflow/rules/retrain.smk"
+include: "workflow/rules/architectures.smk"
+include: "workflow/rules/baselines.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/report.smk"
 
@@ -37,3 +46,9 @@ rule all:
         "results/tables/efficiency.md",
         "paper/figures/searched_cells.png",
         "paper/tables/main.md",
+        "paper/tables/efficiency.md",
+        "paper/tables/seeds.md",
+        "paper/README_results.md",
+        # studies that the config may switch off: ablation variants, transfer.tasks
+        ["paper/tables/ablations.md"] if ABLATIONS else [],
+        ["paper/tables/transfer.md"] if TRANSFER_TASKS else [],

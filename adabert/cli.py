@@ -22,6 +22,8 @@ def _stage_cfg(args: argparse.Namespace, stage: str) -> dict:
     if text.startswith("{"):  # the workflow passes the stage's resolved view as inline JSON
         return config.parse_cli_config(text)
     full = config.parse_cli_config(text)
+    if stage == "retrain":  # also the random-architecture and transfer runs
+        return config.retrain_config(full, args.task, args.variant)
     return config.stage_config(full, stage, getattr(args, "task", None), getattr(args, "variant", None))
 
 
@@ -46,6 +48,13 @@ def _probes(args):
     train_probes(cfg, args.task, Path(args.data), Path(args.teacher), Path(args.out))
 
 
+def _augment(args):
+    cfg = _stage_cfg(args, "augment")  # bad config fails before heavy imports
+    from adabert.augment import run_augment
+
+    run_augment(cfg, args.task, Path(args.data), Path(args.teacher), Path(args.probes), Path(args.out))
+
+
 def _search(args):
     cfg = _stage_cfg(args, "search")  # bad config fails before heavy imports
     from adabert.nas.search import run_search
@@ -59,6 +68,20 @@ def _derive(args):
     from adabert.nas.derive import run_derive
 
     run_derive(cfg, Path(args.search), Path(args.out))
+
+
+def _architecture(args):
+    cfg = _stage_cfg(args, "architecture")  # bad config fails before heavy imports
+    from adabert import architectures
+
+    if args.kind == "random":
+        architectures.run_random_architecture(cfg, args.task, args.sample, Path(args.embeddings), Path(args.data),
+                                              Path(args.out))
+    else:
+        if not args.genotype:
+            raise AdabertError("architecture --kind transfer needs --genotype (the source task's genotype.json)")
+        architectures.run_transfer_architecture(cfg, args.task, Path(args.genotype), Path(args.embeddings),
+                                                Path(args.data), Path(args.out), seed=args.sample)
 
 
 def _teacher_table(args):
@@ -84,14 +107,60 @@ def _main_table(args):
     from adabert.report.main_table import write_main_table
 
     write_main_table(Path(args.reported), [Path(p) for p in args.teachers], [Path(p) for p in args.retrained],
-                     Path(args.efficiency), Path(args.out))
+                     Path(args.efficiency), Path(args.out), args.main_variant)
+
+
+def _ablation_table(args):
+    import json
+
+    from adabert.report.ablation_table import write_ablation_table
+
+    try:
+        variants = json.loads(args.variants)
+    except json.JSONDecodeError as exc:
+        raise AdabertError(f"--variants: not valid JSON ({exc})") from None
+    write_ablation_table([Path(p) for p in args.results], Path(args.efficiency), variants, args.main_variant,
+                         Path(args.out))
+
+
+def _transfer_table(args):
+    from adabert.report.transfer_table import write_transfer_table
+
+    write_transfer_table([Path(p) for p in args.results], Path(args.out))
+
+
+def _seed_table(args):
+    from adabert.report.seed_table import write_seed_table
+
+    write_seed_table([Path(p) for p in args.teachers], [Path(p) for p in args.results], args.main_variant,
+                     Path(args.out))
+
+
+def _efficiency_summary(args):
+    from adabert.report.efficiency_summary import write_efficiency_summary
+
+    write_efficiency_summary(Path(args.efficiency), args.main_variant, Path(args.out))
+
+
+def _readme_section(args):
+    from adabert.report.readme import write_section
+
+    write_section(Path(args.main), Path(args.figure), Path(args.measurement), Path(args.readme), Path(args.out))
+
+
+def _readme(args):
+    from adabert.report.readme import update_readme
+
+    update_readme(Path(args.readme), Path(args.section))
+    print(f"{args.readme}: results section replaced by {args.section}")
 
 
 def _figures(args):
     from adabert.report.figures import write_figures
 
     paths = write_figures([Path(p) for p in args.derived], [Path(p) for p in args.probes], Path(args.out),
-                          Path(args.efficiency) if args.efficiency else None, [Path(p) for p in args.teachers or []])
+                          Path(args.efficiency) if args.efficiency else None, [Path(p) for p in args.teachers or []],
+                          main_variant=args.main_variant)
     print("\n".join(str(p) for p in paths))
 
 
@@ -101,6 +170,13 @@ def _retrain(args):
 
     run_retrain(cfg, args.task, args.variant, args.seed, Path(args.data), Path(args.teacher), Path(args.probes),
                 Path(args.derive), Path(args.out))
+
+
+def _baseline(args):
+    cfg = _stage_cfg(args, "baseline")  # bad config fails before heavy imports
+    from adabert.baselines import run_baseline
+
+    run_baseline(cfg, args.kind, args.task, args.seed, Path(args.data), Path(args.teacher), Path(args.out))
 
 
 def _export(args):
@@ -166,11 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("--data", req), ("--out", req))
     add("probes", _probes, "train one linear probe per frozen teacher layer", task, config,
         ("--data", req), ("--teacher", req), ("--out", req))
+    add("augment", _augment, "TinyBERT-style offline augmentation of the training split (teacher-labelled)",
+        task, config, ("--data", req), ("--teacher", req), ("--probes", req), ("--out", req))
     add("search", _search, "differentiable architecture search for one task/seed/variant", task, config,
         ("--seed", {**req, "type": int}), ("--variant", req), ("--data", req), ("--teacher", req),
         ("--probes", req), ("--out", req))
     add("derive", _derive, "derive the genotype and inherited weights from a search", config,
         ("--search", req), ("--out", req))
+    add("architecture", _architecture, "a random or transferred architecture as a derive folder (retrained from scratch)",
+        task, config, ("--kind", {**req, "choices": ["random", "transfer"]}),
+        ("--sample", {"type": int, "default": 0, "help": "random: sample index; transfer: init seed"}),
+        ("--genotype", {"help": "transfer: genotype.json searched on the source task"}),
+        ("--embeddings", {**req, "help": "derive folder of the target task (its embedding tables)"}),
+        ("--data", {**req, "help": "prepared data of the target task"}), ("--out", req))
     add("teacher-table", _teacher_table, "table of every task's teacher and probes",
         ("--teachers", {"nargs": "+", **req}), ("--probes", {"nargs": "+", **req}),
         ("--out-md", req), ("--out-csv", req))
@@ -184,18 +268,41 @@ def build_parser() -> argparse.ArgumentParser:
         ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}),
         ("--retrained", {"nargs": "+", **req, "help": "retrain metrics.json"}),
         ("--efficiency", {**req, "help": "efficiency.csv of the efficiency table"}),
-        ("--out", {**req, "help": "output stem: writes .md, .tex and .csv"}))
+        ("--out", {**req, "help": "output stem: writes .md, .tex and .csv"}),
+        ("--main-variant", {"default": "main", "help": "the variant reported as AdaBERT"}))
+    stem = ("--out", {**req, "help": "output stem: writes .md, .tex and .csv"})
+    main_variant = ("--main-variant", {"default": "main", "help": "the variant reported as AdaBERT"})
+    results = ("--results", {"nargs": "+", **req, "help": "retrain / baseline metrics.json"})
+    add("ablation-table", _ablation_table, "every variant's dev metric, depth, size and speed", results,
+        ("--efficiency", {**req, "help": "efficiency.csv of the efficiency table"}),
+        ("--variants", {**req, "help": "the config's variants mapping as JSON (describes each row)"}),
+        main_variant, stem)
+    add("transfer-table", _transfer_table, "cross-task transfer matrix of the searched genotypes", results, stem)
+    add("seed-table", _seed_table, "mean ± std over seeds of every model",
+        ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}), results, main_variant, stem)
+    add("efficiency-summary", _efficiency_summary, "per task: size, throughput and speedup per engine of each model",
+        ("--efficiency", {**req, "help": "efficiency.csv of the efficiency table"}), main_variant, stem)
+    add("readme-section", _readme_section, "the README's results section from the main table and speedup figure",
+        ("--main", {**req, "help": "paper/tables/main.md"}), ("--figure", {**req, "help": "paper/figures/speedup.png"}),
+        ("--measurement", {**req, "help": "a measurement JSON of the run (machine and library versions)"}),
+        ("--readme", {"default": "README.md", "help": "the README the links are relative to"}), ("--out", req))
+    add("readme", _readme, "replace the README's results section with the generated one",
+        ("--readme", {"default": "README.md"}), ("--section", {"default": "paper/README_results.md"}))
     add("figures", _figures, "searched cells, search dynamics, teacher probes, speedup and Pareto figures",
         ("--derived", {"nargs": "+", **req, "help": "derive folders or their genotype.json"}),
         ("--probes", {"nargs": "+", **req, "help": "probes.json files"}),
         ("--efficiency", {"help": "efficiency.csv of the efficiency table (speedup and Pareto figures)"}),
         ("--teachers", {"nargs": "*", "help": "teacher metrics.json (teacher points of the Pareto figure)"}),
-        ("--out", {**req, "help": "folder for the PNG and PDF files"}))
+        ("--out", {**req, "help": "folder for the PNG and PDF files"}),
+        ("--main-variant", {"default": "main", "help": "the variant reported as AdaBERT"}))
     add("retrain", _retrain, "retrain the derived student with CE + KD; save it deployable", task, config,
         ("--seed", {**req, "type": int}), ("--variant", req), ("--data", req), ("--teacher", req),
         ("--probes", req), ("--derive", req), ("--out", req))
+    add("baseline", _baseline, "train a baseline student (BiLSTM-SOFT or truncated teacher) with KD", task, config,
+        ("--kind", {**req, "choices": ["bilstm", "truncated"]}), ("--seed", {**req, "type": int}),
+        ("--data", req), ("--teacher", req), ("--out", req))
     add("export", _export, "ONNX export (fp32 + int8) of a retrained student or a teacher, checked on dev", task,
-        config, ("--model", {**req, "help": "retrained student folder or teacher folder"}), ("--data", req),
+        config, ("--model", {**req, "help": "retrained student, teacher or baseline folder"}), ("--data", req),
         ("--out", req), ("--batch-size", {"type": int, "default": 32, "help": "dev batch size of the checks"}))
     add("predict", _predict, "predict a TSV/CSV/JSONL file with a retrained student folder",
         ("--model", {**req, "help": "retrained student folder"}),
@@ -205,9 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("--output-format", {"choices": ["jsonl", "tsv"], "help": "default: from the extension"}),
         ("--batch-size", {"type": int, "default": 128}))
     add("measure", _measure, "time one model / engine / device / batch shape; write one measurement JSON",
-        ("--model-kind", {**req, "choices": ["student", "teacher", "bert-base"]}),
-        ("--model", {"help": "student folder, teacher folder, or (bert-base) a local bert-base-uncased folder; "
-                             "omit for the BERT-base architecture with random weights"}),
+        ("--model-kind", {**req, "choices": ["student", "teacher", "bert-base", "bilstm", "truncated"]}),
+        ("--model", {"help": "student folder, teacher folder, baseline folder (bilstm, truncated), or (bert-base) "
+                             "a local bert-base-uncased folder; omit for the BERT-base architecture with random weights"}),
         ("--engine", {**req, "choices": ["torch", "onnxruntime", "onnxruntime-int8"]}),
         ("--device", {"default": "cpu", "choices": ["cpu", "cuda"]}),
         ("--batch", {**req, "type": int}), ("--seq-len", {**req, "type": int}),

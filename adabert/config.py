@@ -84,7 +84,7 @@ def check(cfg: dict) -> dict:
             f"= {cfg['search']['k_max']}"
         )
     for name, override in cfg["variants"].items():
-        for section in ("search", "loss"):
+        for section in VARIANT_SECTIONS:
             if section in override:
                 merged = copy.deepcopy(cfg)
                 merged[section] = {**cfg[section], **override[section]}
@@ -92,7 +92,54 @@ def check(cfg: dict) -> dict:
                     validate({section: merged[section]})
                 except AdabertError as exc:
                     raise AdabertError(f"variant {name!r}: {exc}") from None
+        _check_subset(f"variants.{name}.tasks", override.get("tasks"), cfg["tasks"], "tasks")
+        _check_subset(f"variants.{name}.seeds", override.get("seeds"), cfg["seeds"], "seeds")
+        depth = {**cfg["search"], **override.get("search", {})}
+        if depth.get("fixed_depth") and depth["fixed_depth"] > depth["k_max"]:
+            raise AdabertError(f"config key 'variants.{name}.search.fixed_depth': {depth['fixed_depth']} exceeds "
+                               f"search.k_max = {depth['k_max']}")
+    main = cfg["main_variant"]
+    if main not in cfg["variants"]:
+        raise AdabertError(f"config key 'main_variant': {main!r} is not a variant; defined in 'variants': "
+                           f"{sorted(cfg['variants'])}")
+    for key in ("tasks", "seeds"):
+        if cfg["variants"][main].get(key) not in (None, cfg[key]):
+            raise AdabertError(f"config key 'variants.{main}.{key}': the main variant must run on every one of "
+                               f"the top-level {key} ({cfg[key]}); leave it null")
+    _check_subset("transfer.tasks", cfg["transfer"]["tasks"], cfg["tasks"], "tasks")
+    _check_subset("transfer.seeds", cfg["transfer"]["seeds"], cfg["seeds"], "seeds")
+    _check_subset("baselines.seeds", cfg["baselines"]["seeds"], cfg["seeds"], "seeds")
+    _check_subset("baselines.random.tasks", cfg["baselines"]["random"]["tasks"], cfg["tasks"], "tasks")
     return cfg
+
+
+# Sections a variant may override.
+VARIANT_SECTIONS = ("search", "loss", "retrain")
+
+
+def _check_subset(key: str, values, allowed, top: str) -> None:
+    if values is None:
+        return
+    extra = [v for v in values if v not in allowed]
+    if extra:
+        raise AdabertError(f"config key '{key}': {extra} not among the top-level {top} {list(allowed)}")
+
+
+def variant_tasks(cfg: dict, variant: str) -> list:
+    """Tasks a variant runs on (its own list, else every task), in the order of the top-level list."""
+    own = cfg["variants"][variant].get("tasks")
+    return [t for t in cfg["tasks"] if own is None or t in own]
+
+
+def variant_seeds(cfg: dict, variant: str) -> list:
+    own = cfg["variants"][variant].get("seeds")
+    return [s for s in cfg["seeds"] if own is None or s in own]
+
+
+def variant_runs(cfg: dict, variants: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+    """Every (variant, task, seed) the workflow runs, variants in config order."""
+    names = list(cfg["variants"]) if variants is None else list(variants)
+    return [(v, t, s) for v in names for t in variant_tasks(cfg, v) for s in variant_seeds(cfg, v)]
 
 
 def resolve(cfg: dict | None = None) -> dict:
@@ -138,7 +185,27 @@ STAGE_SECTIONS = {
     "derive": ("search", "loss"),
     "retrain": ("loss", "retrain", "search.dropout"),
     "measure": ("measure",),
+    "augment": ("glue_dir", "custom_tasks", "data", "teacher", "probes", "augment"),
+    "baseline": ("data", "teacher", "loss", "baselines.bilstm", "baselines.truncated"),
+    "architecture": ("search",),
 }
+
+RANDOM_VARIANT = "random"  # retrained random architectures (baselines.random)
+TRANSFER_PREFIX = "from-"  # "from-<task>": the genotype searched on <task> (transfer)
+
+
+def retrain_config(cfg: dict, task: str, variant: str) -> dict:
+    """The retrain stage's view for a variant, the random-architecture baseline or a transfer run.
+
+    ``random`` and ``from-<task>`` retrain with the main variant's recipe from scratch
+    (``retrain.init: scratch``): their weights are not inherited from a search on this task.
+    """
+    if variant == RANDOM_VARIANT or variant.startswith(TRANSFER_PREFIX):
+        view = stage_config(cfg, "retrain", task, cfg["main_variant"])
+        view["retrain"] = {**view["retrain"], "init": "scratch"}
+        view["variant"] = variant
+        return view
+    return stage_config(cfg, "retrain", task, variant)
 
 
 def stage_config(cfg: dict, stage: str, task: str | None = None, variant: str | None = None) -> dict:
@@ -157,7 +224,8 @@ def stage_config(cfg: dict, stage: str, task: str | None = None, variant: str | 
     if variant is not None:
         if variant not in cfg["variants"]:
             raise AdabertError(f"unknown variant {variant!r}; defined in config 'variants': {sorted(cfg['variants'])}")
-        cfg = _merge(cfg, {k: v for k, v in cfg["variants"][variant].items()})
+        override = cfg["variants"][variant]
+        cfg = _merge(cfg, {k: v for k, v in override.items() if k in VARIANT_SECTIONS})
     if cfg.get("glue_dir") is None and os.environ.get("ADABERT_GLUE_DIR"):
         cfg["glue_dir"] = os.environ["ADABERT_GLUE_DIR"]
     out: dict = {}
@@ -175,6 +243,8 @@ def stage_config(cfg: dict, stage: str, task: str | None = None, variant: str | 
             out["custom_tasks"] = {}
     if variant is not None:
         out["variant"] = variant
+        if cfg["variants"][variant].get("augment"):
+            out["augmented"] = True  # the stage reads the augment stage's folders
     return out
 
 

@@ -254,7 +254,10 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
     spec = tasks_mod.spec_from_meta(meta)
     split = meta["main_split"]
     tensors = io.load_tensors(data_dir / f"{split}.safetensors")
-    is_student = (model_dir / METADATA_FILE).is_file() or (model_dir / GENOTYPE_FILE).is_file()
+    from adabert.baselines.bilstm import is_folder as is_bilstm
+
+    is_bilstm_folder = is_bilstm(model_dir)
+    is_student = (model_dir / METADATA_FILE).is_file() or (model_dir / GENOTYPE_FILE).is_file() or is_bilstm_folder
     needed = ("a_attention_mask", "b_attention_mask", "a_input_ids", "b_input_ids") if is_student else TEACHER_INPUT_NAMES
     missing = [k for k in (*needed, "labels") if k not in tensors]
     if missing:
@@ -269,7 +272,14 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
     tensors = {k: v[order] for k, v in tensors.items() if v.dim() >= 1 and v.shape[0] == order.shape[0]}
     labels = tensors["labels"].float() if spec.is_regression else tensors["labels"].long()
 
-    if is_student:
+    if is_bilstm_folder:
+        from adabert.baselines.bilstm import load_folder
+
+        kind = "bilstm"
+        module = load_folder(model_dir)[0]
+        input_names = STUDENT_INPUT_NAMES
+        batches = _student_batches(tensors, batch_size)
+    elif is_student:
         kind = "student"
         module = load_deployable(model_dir).model
         input_names = STUDENT_INPUT_NAMES
@@ -277,7 +287,9 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
     else:
         from adabert.measure.reference import load_teacher
 
-        kind = "teacher"
+        # a truncated-teacher baseline folder has the teacher layout; its metrics.json says its kind
+        baseline = io.read_json(model_dir / "metrics.json").get("kind") if (model_dir / "metrics.json").is_file() else None
+        kind = "truncated" if baseline == "truncated" else "teacher"
         module = load_teacher(model_dir).module
         input_names = TEACHER_INPUT_NAMES
         batches = _teacher_batches(tensors, batch_size)
@@ -297,7 +309,7 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
                    for name, out in (("torch", torch_out), ("onnx_fp32", onnx_out), ("onnx_int8", int8_out))}
         main = spec.main_metric
         subject = {}
-        if kind == "student" and (model_dir / "metrics.json").is_file():
+        if kind != "teacher" and (model_dir / "metrics.json").is_file():
             retrained = io.read_json(model_dir / "metrics.json")
             subject = {k: retrained.get(k) for k in ("variant", "seed")}
         summary = {
@@ -332,13 +344,27 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
 
 
 # -- measurement -----------------------------------------------------------------------------------
-MODEL_KINDS = ("student", "teacher", "bert-base")
+MODEL_KINDS = ("student", "teacher", "bert-base", "bilstm", "truncated")
 
 
 def model_under_test(kind: str, model: str | os.PathLike | None, num_labels: int = 2):
-    """The :class:`~adabert.measure.ModelUnderTest` of a retrained student folder, a teacher folder or
-    BERT-base (``model`` = a local bert-base-uncased folder, or None for the architecture only)."""
+    """The :class:`~adabert.measure.ModelUnderTest` of a retrained student folder, a teacher folder,
+    BERT-base (``model`` = a local bert-base-uncased folder, or None for the architecture only), or a
+    baseline folder (``bilstm``; ``truncated``: loaded as a teacher, recorded under its own kind)."""
     from adabert.measure import bert_base_architecture, load_teacher, student_module_under_test
+
+    if kind in ("bilstm", "truncated") and model is None:
+        raise AdabertError(f"--model is required for a {kind} baseline (its baseline-stage folder)")
+    if kind == "bilstm":
+        from adabert.measure.reference import bilstm_under_test
+
+        return bilstm_under_test(model)
+    if kind == "truncated":
+        mut = load_teacher(model, name="truncated")
+        metrics_path = Path(model) / "metrics.json"
+        if metrics_path.is_file():
+            mut.label = io.read_json(metrics_path).get("label") or mut.label
+        return mut
 
     if kind == "student":
         if model is None:

@@ -53,6 +53,7 @@ EFFICIENCY = pd.DataFrame([
     {"task": "MRPC", "seed": 0, "engine": "torch", "device": "cpu", "batch": 1, "seq_len": 32,
      "speedup_vs_bert": 5.0, "latency_ms": 2.0, "student_dev": 80.0, "metric": "f1"},
 ])
+EFFICIENCY["variant"] = "main"
 
 
 def test_speedup_figure_means_over_seeds_at_one_shape(tmp_path):
@@ -73,3 +74,8 @@ def test_pareto_front_and_figure(tmp_path):
     assert plotted["front"] == [(2.0, 80.0)]
     assert len(plotted["students"]) == 3  # the torch/cpu rows
     _written(tmp_path / "pareto")
+    # baselines are points of the same front: a faster, better baseline dominates the students
+    with_baseline = pd.concat([EFFICIENCY, pd.DataFrame([{**EFFICIENCY.iloc[0].to_dict(), "variant": "bilstm",
+                                                           "latency_ms": 1.0, "student_dev": 85.0}])])
+    plotted = figures.pareto_figure(with_baseline, refs, {"MRPC": 88.0}, tmp_path / "pareto2")["MRPC"]
+    assert plotted["front"] == [(1.0, 85.0)] and len(plotted["students"]) == 4

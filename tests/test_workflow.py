@@ -35,8 +35,13 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 9
-    assert counts["search"] == counts["derive"] == 18  # 9 tasks x 2 seeds x 1 variant
-    assert counts["teacher_table"] == 1
+    assert counts["search"] == counts["derive"] == 18 + 7 * 2  # main: 9 tasks x 2 seeds; 7 ablations x 2 tasks
+    assert counts["augment"] == 2  # the augmented ablation's two tasks
+    # searched students + 2 random architectures per task + the 3 x 3 transfer matrix
+    assert counts["retrain"] == 32 + 18 + 9
+    assert counts["baseline"] == 18  # BiLSTM-SOFT and truncated teacher, 9 tasks, seed 0
+    for table in ("teacher_table", "ablation_table", "transfer_table", "seed_table", "efficiency_summary"):
+        assert counts[table] == 1, table
 
 
 def test_paper_dag_has_the_full_teacher_dag(tmp_path):
@@ -44,8 +49,11 @@ def test_paper_dag_has_the_full_teacher_dag(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     counts = job_counts(proc.stdout)
     assert counts["teacher"] == counts["probes"] == 9
-    assert counts["search"] == 27  # 9 tasks x 3 seeds
-    assert "bert-base-uncased" in proc.stdout or True  # model name is inside the params JSON
+    assert counts["search"] == 27 + 7 * 6 * 3  # 9 tasks x 3 seeds; 7 ablations x the paper's 6 tasks x 3 seeds
+    assert counts["augment"] == 9  # the main setting uses data augmentation
+    assert counts["retrain"] == 27 + 126 + 9 * 5 + 6 * 6 * 3  # + 5 random archs per task + 6 x 6 transfer x 3 seeds
+    for table in ("ablation_table", "transfer_table", "seed_table", "efficiency_summary", "main_table"):
+        assert counts[table] == 1, table
 
 
 @pytest.mark.parametrize(
@@ -71,6 +79,10 @@ def test_lint_and_format():
 
 
 SMOKE = ("all", "--cores", "2", "--configfile", str(REPO / ".test/config.yaml"))
+# what the kill/resume test reruns: the main stages up to the retrained students
+MAIN_TARGETS = ("results/tables/teacher.md", "results/tables/search.md",
+                *(f"results/retrain/main/{t}/seed0/metrics.json" for t in ("MRPC", "STS-B")))
+PARTIAL = (*MAIN_TARGETS, *SMOKE[1:])
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +111,8 @@ def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
     search = pd.read_csv(res / "tables/search.csv")
     assert len(search) == 2
     cost = pd.read_csv(res / "tables/cost.csv")
-    assert set(cost["stage"]) == {"prepare", "teacher", "probes", "search", "retrain", "export", "measure"}
+    assert set(cost["stage"]) == {"prepare", "teacher", "probes", "augment", "search", "retrain", "baseline",
+                                  "export", "measure"}
     assert (cost["total_s"] > 0).all() and (cost["peak_rss_mb"] > 0).all()
     for fig in ("searched_cells", "search_dynamics", "probes", "speedup", "pareto"):
         for ext in ("png", "pdf"):
@@ -108,9 +121,76 @@ def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
     ours = main[main["method"] == "AdaBERT student (this run)"].iloc[0]
     retrained = json.loads((res / "retrain/main/MRPC/seed0/metrics.json").read_text())
     assert ours["MRPC_value"] == pytest.approx(retrained["main_value"])
+    check_study_tables(tmp_path)
+    # the HTML report: every figure and table of the paper with its caption
+    report = snakemake(*SMOKE[1:], "--directory", str(tmp_path), "--report", str(tmp_path / "report.html"),
+                       env={"ADABERT_GLUE_DIR": str(glue_dir)})
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for caption in ("Cross-task transfer (paper/tables/transfer", "Ablations (paper/tables/ablations",
+                    "Seeds (paper/tables/seeds", "Efficiency per task and engine", "The main comparison"):
+        assert caption in html, caption
+    for name in ("speedup.png", "pareto.png", "searched_cells.png", "search_dynamics.png", "probes.png"):
+        assert name in html, name
     # a second run has nothing to do: outputs are complete and up to date
     again = snakemake(*SMOKE, "-n", "--directory", str(tmp_path), env={"ADABERT_GLUE_DIR": str(glue_dir)})
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def result(root: Path, path: str) -> dict:
+    return json.loads((root / "results" / path).read_text())
+
+
+def check_study_tables(root: Path) -> None:
+    """Every paper table of the smoke run holds the values of the result JSONs it was built from."""
+    paper = root / "paper/tables"
+    for name in ("main", "efficiency", "ablations", "transfer", "seeds"):
+        for ext in ("md", "tex", "csv"):
+            assert (paper / f"{name}.{ext}").stat().st_size > 0, (name, ext)
+    main = pd.read_csv(paper / "main.csv").set_index("method")
+    bilstm = result(root, "baselines/bilstm/MRPC/seed0/metrics.json")
+    assert main.loc["BiLSTM-SOFT (this run)", "MRPC_value"] == pytest.approx(bilstm["main_value"])
+    truncated = next(m for m in main.index if m.startswith("Truncated teacher + KD"))
+    assert main.loc[truncated, "MRPC_value"] == pytest.approx(
+        result(root, "baselines/truncated/MRPC/seed0/metrics.json")["main_value"])
+    random_mrpc = result(root, "retrain/random/MRPC/seed0/metrics.json")
+    assert random_mrpc["init"] == "scratch"
+    assert main.loc["Random architectures (this run)", "MRPC_value"] == pytest.approx(random_mrpc["main_value"])
+
+    ablations = pd.read_csv(paper / "ablations.csv").set_index(["variant", "task"])
+    assert set(ablations.index) == {("main", "MRPC"), ("beta_0", "MRPC"), ("augmented", "MRPC")}
+    for variant in ("main", "beta_0", "augmented"):
+        value = result(root, f"retrain/{variant}/MRPC/seed0/metrics.json")["main_value"]
+        assert ablations.loc[(variant, "MRPC"), "mean"] == pytest.approx(value), variant
+    assert ablations.loc[("beta_0", "MRPC"), "change"] == "loss.beta=0.0"
+    augmented = result(root, "retrain/augmented/MRPC/seed0/metrics.json")
+    assert augmented["n_train"] > result(root, "retrain/main/MRPC/seed0/metrics.json")["n_train"]
+
+    transfer = pd.read_csv(paper / "transfer.csv").set_index(["searched_on", "evaluated_on"])
+    assert len(transfer) == 2 * 2 + 2  # the 2 x 2 matrix + the random reference row
+    for source in ("MRPC", "STS-B"):
+        for target in ("MRPC", "STS-B"):
+            value = result(root, f"retrain/from-{source}/{target}/seed0/metrics.json")["main_value"]
+            assert transfer.loc[(source, target), "mean"] == pytest.approx(value), (source, target)
+    assert transfer.loc[("random", "STS-B"), "mean"] == pytest.approx(
+        result(root, "retrain/random/STS-B/seed0/metrics.json")["main_value"])
+    genotype = result(root, "retrain/from-MRPC/STS-B/seed0/metrics.json")["genotype"]
+    assert genotype == json.loads((root / "results/derive/main/MRPC/seed0/genotype.json").read_text())
+
+    seeds = pd.read_csv(paper / "seeds.csv").set_index(["model", "task"])
+    assert seeds.loc[("AdaBERT (searched)", "MRPC"), "mean"] == pytest.approx(
+        result(root, "retrain/main/MRPC/seed0/metrics.json")["main_value"])
+    assert seeds.loc[("BiLSTM-SOFT", "STS-B"), "mean"] == pytest.approx(
+        result(root, "baselines/bilstm/STS-B/seed0/metrics.json")["main_value"])
+
+    efficiency = pd.read_csv(paper / "efficiency.csv").set_index(["task", "device", "model"])
+    measured = result(root, "measure/student/main/MRPC/seed0/torch.cpu.b1.s16.json")
+    assert efficiency.loc[("MRPC", "cpu", "AdaBERT"), "torch_samples_per_s"] == pytest.approx(
+        measured["throughput_samples_per_s"])
+    measured = result(root, "measure/baseline/bilstm/MRPC/seed0/onnxruntime.cpu.b1.s16.json")
+    assert efficiency.loc[("MRPC", "cpu", "BiLSTM-SOFT"), "onnxruntime_samples_per_s"] == pytest.approx(
+        measured["throughput_samples_per_s"])
+    assert efficiency.loc[("MRPC", "cpu", "BERT-base"), "torch_speedup_vs_bert"] == pytest.approx(1.0)
 
 
 TIMING_WORDS = ("time", "per_s", "rss", "machine", "throughput", "latency", "gflops", "peak")
@@ -134,7 +214,7 @@ def test_killed_run_resumes_to_the_same_results_and_runs_are_deterministic(smoke
     """Kill the workflow (SIGKILL, the whole process group) while a search job runs, unlock and rerun it:
     it completes, keeps what was already computed, and equals the uninterrupted run apart from timings."""
     env = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", ""), "ADABERT_GLUE_DIR": str(glue_dir)}
-    cmd = [str(Path(BIN) / "snakemake"), "-s", str(REPO / "Snakefile"), *SMOKE, "--directory", str(tmp_path)]
+    cmd = [str(Path(BIN) / "snakemake"), "-s", str(REPO / "Snakefile"), *PARTIAL, "--directory", str(tmp_path)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     search_log = tmp_path / "logs/search/main/MRPC/seed0.log"
@@ -150,9 +230,9 @@ def test_killed_run_resumes_to_the_same_results_and_runs_are_deterministic(smoke
     teacher = tmp_path / "results/teacher/MRPC/metrics.json"
     before = teacher.stat().st_mtime_ns
 
-    unlock = snakemake(*SMOKE, "--directory", str(tmp_path), "--unlock", env={"ADABERT_GLUE_DIR": str(glue_dir)})
+    unlock = snakemake(*PARTIAL, "--directory", str(tmp_path), "--unlock", env={"ADABERT_GLUE_DIR": str(glue_dir)})
     assert unlock.returncode == 0, unlock.stderr[-3000:]
-    rerun = snakemake(*SMOKE, "--directory", str(tmp_path), env={"ADABERT_GLUE_DIR": str(glue_dir)}, timeout=1200)
+    rerun = snakemake(*PARTIAL, "--directory", str(tmp_path), env={"ADABERT_GLUE_DIR": str(glue_dir)}, timeout=1200)
     assert rerun.returncode == 0, rerun.stderr[-5000:]
     assert teacher.stat().st_mtime_ns == before  # computed before the kill: kept, not recomputed
 

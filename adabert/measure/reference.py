@@ -11,7 +11,9 @@ graph's axes are dynamic. Constructors:
   heads, intermediate 3072, vocab 30522) with seeded random weights, labelled "architecture only
   (random weights; speed/size only)", or real weights from a local ``bert-base-uncased`` folder;
 * :func:`student_under_test`: an AdaBERT student (``adabert.student.Student.from_folder``) taking
-  ``a_ids, a_mask, b_ids, b_mask``.
+  ``a_ids, a_mask, b_ids, b_mask``;
+* :func:`bilstm_under_test`: a BiLSTM-SOFT baseline folder (``adabert.baselines.bilstm``), same inputs
+  as a student (kind ``student``: the measurement schema's kinds are input signatures).
 """
 
 from __future__ import annotations
@@ -178,3 +180,15 @@ def student_module_under_test(module: nn.Module, name: str = "student", label: s
     return ModelUnderTest(name=name, kind="student", module=module,
                           make_inputs=random_token_inputs(STUDENT_INPUT_NAMES, vocab),
                           input_names=STUDENT_INPUT_NAMES, label=label, info=dict(info or {}))
+
+
+def bilstm_under_test(folder: str | Path, name: str = "bilstm", label: str = "") -> ModelUnderTest:
+    """A BiLSTM-SOFT baseline folder (``bilstm.json`` + ``model.safetensors``), inputs ``a_ids, a_mask, b_ids, b_mask``."""
+    # importing adabert.baselines.bilstm registers the FLOP formulas of the fused LSTM kernels
+    from adabert.baselines.bilstm import LABEL, load_folder
+
+    module, meta = load_folder(folder)
+    info = {"path": str(folder), "task": meta["task"]["name"], "baseline": "bilstm",
+            **{k: meta[k] for k in ("embedding_dim", "hidden", "mlp_hidden", "pair")}}
+    return student_module_under_test(module, name=name, label=label or f"{LABEL} ({meta['task']['name']})",
+                                     info=info, vocab_size=int(meta["vocab_size"]))

@@ -234,3 +234,37 @@ def derive_genotype(
         nodes.append([(i, op) for _, i, op in kept])
     depth = int(fixed_depth) if fixed_depth is not None else int(torch.argmax(alpha_depth)) + 1
     return Genotype(depth=depth, nodes=nodes, ops=ops, width=int(width), k_max=k_max)
+
+
+def sample_genotype(
+    ops: Sequence[str],
+    nodes: int,
+    k_max: int,
+    width: int,
+    seed: int,
+    k: int = 2,
+    fixed_depth: int | None = None,
+) -> Genotype:
+    """A uniformly random architecture of the search space (the random-architecture baseline).
+
+    Depth uniform in 1..k_max (or ``fixed_depth``); every intermediate node keeps ``k`` distinct inputs
+    (uniform among its j + 2 possible inputs) with ops uniform over ``ops`` without ``none``: the
+    genotypes the derivation rule can produce, each equally likely. Deterministic given ``seed``.
+    """
+    ops = list(ops)
+    candidates = [op for op in ops if op != "none"]
+    if not candidates:
+        raise AdabertError("cannot sample a genotype: the op set contains only 'none'")
+    if nodes < 1 or k_max < 1:
+        raise AdabertError(f"cannot sample a genotype with {nodes} nodes and k_max {k_max}")
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def pick(n: int) -> int:
+        return int(torch.randint(n, (1,), generator=gen))
+
+    depth = int(fixed_depth) if fixed_depth is not None else pick(k_max) + 1
+    sampled = []
+    for j in range(nodes):
+        inputs = sorted(torch.randperm(j + 2, generator=gen)[: min(k, j + 2)].tolist())
+        sampled.append([(int(i), candidates[pick(len(candidates))]) for i in inputs])
+    return Genotype(depth=depth, nodes=sampled, ops=ops, width=int(width), k_max=int(k_max))

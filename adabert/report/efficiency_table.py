@@ -1,4 +1,6 @@
-"""Efficiency table: size, compression, speedup, achieved GFLOP/s and dev metrics of the retrained students.
+"""Efficiency table: size, compression, speedup, achieved GFLOP/s and dev metrics of the retrained students
+and the baseline students (a measurement whose subject names a variant is a row; the teacher and
+BERT-base measurements without one are the references).
 
 Inputs: measurement JSONs (``python -m adabert measure``; students, teachers, BERT-base), the retrain
 stage's ``metrics.json`` of every student, the teacher stage's ``metrics.json`` of every task and,
@@ -85,10 +87,11 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
         kind, subject = _kind(r), r.get("subject") or {}
         if kind == "bert-base":
             bert[_shape_key(r)] = r
+        elif subject.get("variant") is not None or kind == "student":
+            # a row of the table: a student, or a baseline (a truncated teacher is measured as kind 'teacher')
+            student_meas.setdefault((subject.get("task"), subject.get("variant"), subject.get("seed")), []).append(r)
         elif kind == "teacher":
             teacher_meas[(subject.get("task"), *_shape_key(r))] = r
-        elif kind == "student":
-            student_meas.setdefault((subject.get("task"), subject.get("variant"), subject.get("seed")), []).append(r)
     rows = []
     for s in sorted(retrained, key=lambda m: (m["task"], m["variant"], m["seed"])):
         task, variant, seed = s["task"], s["variant"], s["seed"]
@@ -147,7 +150,7 @@ def reference_rows(measurements: list[dict]) -> pd.DataFrame:
     rows = []
     for r in measurements:
         kind = _kind(r)
-        if kind == "student":
+        if kind == "student" or (r.get("subject") or {}).get("variant") is not None:
             continue
         rows.append({"model": kind, "task": (r.get("subject") or {}).get("task"), "engine": r["engine"],
                      "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"], "threads": r["threads"],
@@ -193,7 +196,7 @@ def write_efficiency_table(measurement_paths: list[Path], retrained_paths: list[
     if peaks:
         notes.append(f"Measured fp32 GEMM peak(s), GFLOP/s: {peaks}.")
     notes.append(f"Machine(s): {machines}.")
-    write_table(df, md_path, csv_path, "Student efficiency (AdaBERT)", notes)
+    write_table(df, md_path, csv_path, "Student efficiency (AdaBERT and baselines)", notes)
     from adabert.io import atomic_path
 
     with atomic_path(csv_path.with_name(csv_path.stem + "_references.csv")) as tmp:

@@ -28,6 +28,7 @@ import pandas as pd  # noqa: E402
 from adabert.errors import AdabertError  # noqa: E402
 from adabert.io import atomic_path, read_json  # noqa: E402
 from adabert.nas.genotype import Genotype  # noqa: E402
+from adabert.report.common import BASELINE_LABELS  # noqa: E402
 
 SHORT_OPS = {
     "std_conv_3": "conv3", "std_conv_5": "conv5", "std_conv_7": "conv7",
@@ -210,20 +211,33 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
 
 
 def pareto_figure(efficiency: pd.DataFrame, references: pd.DataFrame, teachers: dict[str, float], stem: Path,
-                  engine: str = "torch", device: str = "cpu") -> dict[str, dict]:
-    """Per task: students (latency, dev metric) with their Pareto front, and the teacher's point."""
+                  engine: str = "torch", device: str = "cpu", main_variant: str = "main") -> dict[str, dict]:
+    """Per task: AdaBERT students, ablation students and baselines (latency, dev metric), the Pareto
+    front over all of them, and the teacher's point."""
     df = efficiency[(efficiency["engine"] == engine) & (efficiency["device"] == device)].dropna(
         subset=["latency_ms", "student_dev"])
     if df.empty:
         raise AdabertError(f"Pareto figure: no student row for engine {engine!r} on {device!r}")
     tasks = sorted(df["task"].unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(3.2 * len(tasks), 3.2), squeeze=False)
+    ncols = min(len(tasks), 5)
+    nrows = (len(tasks) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.set_visible(False)
     plotted = {}
-    for ax, task in zip(axes[0], tasks):
+    groups = [("AdaBERT", lambda v: v == main_variant, "o", "tab:blue"),
+              ("ablations", lambda v: v != main_variant and v not in BASELINE_LABELS, ".", "tab:gray"),
+              *[(label, (lambda k: lambda v: v == k)(kind), marker, color)
+                for (kind, label), marker, color in zip(BASELINE_LABELS.items(), "sD^", ("tab:orange", "tab:purple", "tab:olive"))]]
+    for ax, task in zip(axes.flat, tasks):
         sub = df[df["task"] == task]
         points = list(zip(sub["latency_ms"].astype(float), sub["student_dev"].astype(float)))
         front = pareto_front(points)
-        ax.scatter(*zip(*points), s=18, label="students")
+        for label, member, marker, color in groups:
+            part = sub[[member(v) for v in sub["variant"]]]
+            if not part.empty:
+                ax.scatter(part["latency_ms"].astype(float), part["student_dev"].astype(float), s=20, marker=marker,
+                           color=color, label=label)
         ax.plot(*zip(*front), "g-", lw=1, label="Pareto front")
         ref = references[(references["model"] == "teacher") & (references["task"] == task)
                          & (references["engine"] == engine) & (references["device"] == device)]
@@ -236,7 +250,11 @@ def pareto_figure(efficiency: pd.DataFrame, references: pd.DataFrame, teachers: 
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("batch latency (ms, log)")
         ax.set_ylabel(str(sub["metric"].iloc[0]))
-    axes[0][0].legend(fontsize=7)
+    handles = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="lower right")
     fig.suptitle(f"Dev metric vs latency ({engine} / {device})", fontsize=10)
     fig.tight_layout()
     save_figure(fig, stem)
@@ -245,14 +263,18 @@ def pareto_figure(efficiency: pd.DataFrame, references: pd.DataFrame, teachers: 
 
 # -- the stage ---------------------------------------------------------------------------------------------------
 def write_figures(derive_dirs: list[Path], probe_files: list[Path], out_dir: Path,
-                  efficiency_csv: Path | None = None, teacher_files: Sequence[Path] = ()) -> list[Path]:
-    """All figures from the workflow's outputs; one searched cell / dynamics panel per task (first seed)."""
+                  efficiency_csv: Path | None = None, teacher_files: Sequence[Path] = (),
+                  main_variant: str = "main") -> list[Path]:
+    """All figures from the workflow's outputs; one searched cell / dynamics panel per task (the main
+    variant's first seed); the speedup figure shows the main variant's students."""
     out_dir = Path(out_dir)
     genotypes, histories = {}, {}
     for d in sorted(Path(p) if Path(p).is_dir() else Path(p).parent for p in derive_dirs):
         summary = read_json(d / "derive.json")
         search = read_json(Path(summary["search_dir"]) / "metrics.json")
-        key = f"{search['task']}" if search["variant"] == "main" else f"{search['task']} ({search['variant']})"
+        if search["variant"] != main_variant:
+            continue  # ablations: the ablation table
+        key = search["task"]
         if key in genotypes:
             continue  # first seed only (sorted: seed0 first)
         genotypes[key] = Genotype.load(d / "genotype.json")
@@ -280,7 +302,7 @@ def write_figures(derive_dirs: list[Path], probe_files: list[Path], out_dir: Pat
                            "(measure.include_bert_base is false, or no shape was measured).", out_dir / "speedup")
         else:
             b, s = max(zip(rows["batch"], rows["seq_len"]))  # the paper's throughput shape when present
-            speedup_figure(eff, out_dir / "speedup", batch=int(b), seq_len=int(s))
-        pareto_figure(eff, refs, teachers, out_dir / "pareto")
+            speedup_figure(eff[eff["variant"] == main_variant], out_dir / "speedup", batch=int(b), seq_len=int(s))
+        pareto_figure(eff, refs, teachers, out_dir / "pareto", main_variant=main_variant)
         written += [out_dir / "speedup.png", out_dir / "pareto.png"]
     return written

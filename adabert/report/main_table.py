@@ -23,7 +23,7 @@ import yaml
 
 from adabert.errors import AdabertError
 from adabert.io import atomic_path, read_json
-from adabert.report.common import HELD_OUT, split_label
+from adabert.report.common import BASELINE_LABELS, HELD_OUT, split_label
 
 PAPER_TASKS = ("SST-2", "MRPC", "QQP", "MNLI", "QNLI", "RTE")
 
@@ -66,7 +66,7 @@ def throughput_shape(efficiency: pd.DataFrame) -> tuple[int, int] | None:
 
 
 def build_main_table(reported: dict, teachers: list[dict], students: list[dict], efficiency: pd.DataFrame,
-                     references: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+                     references: pd.DataFrame, main_variant: str = "main") -> tuple[pd.DataFrame, list[str]]:
     """Rows and footnotes. Score cells are text (value, ± std, † for held-out splits); numbers are also
     kept in ``<task>_value`` columns so the CSV can be checked against the result JSONs."""
     rows: list[dict[str, Any]] = []
@@ -112,13 +112,17 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
     teacher_row["average"] = _average(teacher_row)
     rows.append(teacher_row)
 
-    # this run: students, per variant
-    variants = sorted({s["variant"] for s in students})
-    for variant in variants:
+    # this run: the main variant's students, then the baselines (ablations are in the ablation table)
+    present = {s["variant"] for s in students}
+    for variant in [v for v in (main_variant, *BASELINE_LABELS) if v in present]:
         group = [s for s in students if s["variant"] == variant]
-        row: dict[str, Any] = {"method": "AdaBERT student (this run)" if variant == "main"
-                               else f"AdaBERT student, variant {variant} (this run)",
-                               "source": "this run", "split": "dev"}
+        if variant == main_variant:
+            method = "AdaBERT student (this run)"
+        elif variant == "truncated" and group[0].get("layers"):
+            method = f"{BASELINE_LABELS[variant]}, first {group[0]['layers']} layers (this run)"
+        else:
+            method = f"{BASELINE_LABELS[variant]} (this run)"
+        row: dict[str, Any] = {"method": method, "source": "this run", "split": "dev"}
         sizes = [float(s["params"]) / 1e6 for s in group if s.get("params")]
         row["params_M"] = f"{min(sizes):.1f}-{max(sizes):.1f}" if sizes else ""
         speed = pd.Series(dtype=float)
@@ -152,7 +156,8 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
         "params_M includes embeddings; speedup_vs_bert = BERT-base latency / model latency, both measured in this run"
         + (f" (PyTorch, CPU, batch {shape[0]}, seq {shape[1]})" if shape else " (no BERT-base reference measured)")
         + "; the paper's speedups were measured on hardware it does not name.",
-        "this run's students: mean ± std over seeds; average = mean of the six task columns when all six are present.",
+        "this run's students and baselines: mean ± std over seeds (random architectures: over samples, retrained from "
+        "scratch); average = mean of the six task columns when all six are present.",
     ]
     if held_out_tasks:
         notes.append(f"† {HELD_OUT}: {', '.join(sorted(held_out_tasks))} (see the data stage's meta.json).")
@@ -170,7 +175,7 @@ def _average(row: dict) -> str:
 
 
 def write_main_table(reported_path: Path, teacher_paths: list[Path], student_paths: list[Path],
-                     efficiency_csv: Path, out_stem: Path) -> pd.DataFrame:
+                     efficiency_csv: Path, out_stem: Path, main_variant: str = "main") -> pd.DataFrame:
     reported = load_reported(reported_path)
     teachers = [read_json(p) for p in teacher_paths]
     students = [read_json(p) for p in student_paths]
@@ -182,7 +187,7 @@ def write_main_table(reported_path: Path, teacher_paths: list[Path], student_pat
     refs_path = Path(efficiency_csv).with_name(Path(efficiency_csv).stem + "_references.csv")
     references = pd.read_csv(refs_path) if refs_path.is_file() else pd.DataFrame(
         columns=["model", "task", "engine", "device", "batch", "seq_len", "latency_ms"])
-    df, notes = build_main_table(reported, teachers, students, efficiency, references)
+    df, notes = build_main_table(reported, teachers, students, efficiency, references, main_variant)
     shown = df.drop(columns=[f"{t}_value" for t in PAPER_TASKS])
     header = {t: f"{t} ({'F1' if t in ('MRPC', 'QQP') else 'acc'})" for t in PAPER_TASKS}
     out_stem = Path(out_stem)

@@ -23,23 +23,23 @@ def ort_has_cuda():
         return False
 
 
-def measure_combos():
+def measure_combos(engines=None):
     """(engine, device) pairs to run: cuda only with a GPU, int8 CPU only, ORT cuda only with its provider."""
     devices = [d for d in MEASURE["devices"] if d == "cpu" or GPU]
     ort_cuda = GPU and "cuda" in devices and ort_has_cuda()
     return [
         (e, d)
-        for e in MEASURE["engines"]
+        for e in (MEASURE["engines"] if engines is None else engines)
         for d in devices
         if d == "cpu" or e == "torch" or (e == "onnxruntime" and ort_cuda)
     ]
 
 
-def measure_files(prefix):
+def measure_files(prefix, engines=None):
     """The measurement JSONs of one model folder of results/measure."""
     return [
         f"{prefix}/{e}.{d}.b{b}.s{n}.json"
-        for e, d in measure_combos()
+        for e, d in measure_combos(engines)
         for b, n in measure_shapes()
     ]
 
@@ -57,12 +57,14 @@ def measure_gpu(wildcards):
     return 1 if wildcards.device == "cuda" else 0
 
 
+# The main variant's students on every engine; ablation students on measure.ablation_engines.
 MEASURE_STUDENTS = [
     f
-    for v in VARIANTS
-    for t in TASKS
-    for s in SEEDS
-    for f in measure_files(f"results/measure/student/{v}/{t}/seed{s}")
+    for v, t, s in RUNS
+    for f in measure_files(
+        f"results/measure/student/{v}/{t}/seed{s}",
+        None if v == MAIN else MEASURE["ablation_engines"],
+    )
 ]
 MEASURE_TEACHERS = (
     [f for t in TASKS for f in measure_files(f"results/measure/teacher/{t}")]

@@ -16,6 +16,7 @@ rule measure_student:
         device="cpu|cuda",
         batch=r"\d+",
         seq_len=r"\d+",
+        variant=STUDENT_VARIANT,
     conda:
         ENV
     threads: MEASURE["threads"]
@@ -104,17 +105,13 @@ rule measure_bert_base:
 rule efficiency_table:
     """Compression, speedup vs BERT-base and the teacher, GFLOP/s and dev metrics of every student."""
     input:
-        measurements=MEASURE_STUDENTS + MEASURE_TEACHERS + MEASURE_BERT,
-        retrained=expand(
-            rules.retrain.output.metrics, task=TASKS, seed=SEEDS, variant=VARIANTS
-        ),
+        measurements=MEASURE_STUDENTS
+        + MEASURE_BASELINES
+        + MEASURE_TEACHERS
+        + MEASURE_BERT,
+        retrained=run_files(rules.retrain.output.metrics) + BASELINE_RETRAINED,
         teachers=expand(rules.teacher.output.metrics, task=TASKS),
-        exports=expand(
-            rules.export_student.output.summary,
-            task=TASKS,
-            seed=SEEDS,
-            variant=VARIANTS,
-        )
+        exports=run_files(rules.export_student.output.summary, [MAIN])
         + expand(rules.export_teacher.output.summary, task=TASKS),
     output:
         md=report(

@@ -22,9 +22,7 @@ rule teacher_table:
 rule search_table:
     """Searched depth, op histogram, parameters and dev metric of every task/seed/variant."""
     input:
-        derived=expand(
-            rules.derive.output.genotype, task=TASKS, seed=SEEDS, variant=VARIANTS
-        ),
+        derived=run_files(rules.derive.output.genotype),
     output:
         md=report(
             "results/tables/search.md",
@@ -49,18 +47,12 @@ rule cost_table:
             stage=["prepare", "teacher", "probes"],
             task=TASKS,
         )
-        + expand(
-            "results/benchmarks/search/{variant}/{task}/seed{seed}.tsv",
-            task=TASKS,
-            seed=SEEDS,
-            variant=VARIANTS,
+        + run_files("results/benchmarks/search/{variant}/{task}/seed{seed}.tsv"),
+        deploy=run_files(
+            "results/benchmarks_deploy/retrain/{variant}/{task}/seed{seed}.tsv"
         ),
-        deploy=expand(
-            "results/benchmarks_deploy/retrain/{variant}/{task}/seed{seed}.tsv",
-            task=TASKS,
-            seed=SEEDS,
-            variant=VARIANTS,
-        ),
+        # random, transfer and baseline runs have finished (benchmark files read from the folders)
+        studies=RANDOM_RETRAINED + TRANSFER_RETRAINED + BASELINE_RETRAINED,
         # every export and measurement job has finished (their benchmark files are read from the folder)
         efficiency=rules.efficiency_table.output.csv,
     output:
@@ -86,9 +78,7 @@ rule cost_table:
 rule figures:
     """Searched cells, search dynamics, teacher probes, speedup over BERT-base and dev metric vs latency."""
     input:
-        derived=expand(
-            rules.derive.output.genotype, task=TASKS, seed=SEEDS, variant=VARIANTS
-        ),
+        derived=run_files(rules.derive.output.genotype, [MAIN]),
         probes=expand(rules.probes.output.probes, task=TASKS),
         teachers=expand(rules.teacher.output.metrics, task=TASKS),
         efficiency="results/tables/efficiency.csv",
@@ -128,11 +118,12 @@ rule figures:
     conda:
         ENV
     params:
+        main=MAIN,
         out=lambda wildcards, output: os.path.dirname(output.searched_cells),
     shell:
         "python -m adabert figures --derived {input.derived:q} --probes {input.probes:q}"
         " --teachers {input.teachers:q} --efficiency {input.efficiency:q}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --main-variant {params.main:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule main_table:
@@ -140,9 +131,9 @@ rule main_table:
     input:
         reported=os.path.join(workflow.basedir, "paper/reported.yaml"),
         teachers=expand(rules.teacher.output.metrics, task=TASKS),
-        retrained=expand(
-            rules.retrain.output.metrics, task=TASKS, seed=SEEDS, variant=VARIANTS
-        ),
+        retrained=run_files(rules.retrain.output.metrics, [MAIN])
+        + BASELINE_RETRAINED
+        + RANDOM_RETRAINED,
         efficiency="results/tables/efficiency.csv",
     output:
         md=report(
@@ -155,8 +146,126 @@ rule main_table:
     conda:
         ENV
     params:
+        main=MAIN,
         stem=lambda wildcards, output: os.path.splitext(output.md)[0],
     shell:
         "python -m adabert main-table --reported {input.reported:q} --teachers {input.teachers:q}"
         " --retrained {input.retrained:q} --efficiency {input.efficiency:q}"
+        " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
+
+
+rule efficiency_summary:
+    """Per task: size, throughput and speedup over BERT-base per engine of every model."""
+    input:
+        efficiency="results/tables/efficiency.csv",
+    output:
+        md=report(
+            "paper/tables/efficiency.md",
+            category="Efficiency",
+            caption="../report/efficiency_summary.rst",
+        ),
+        tex="paper/tables/efficiency.tex",
+        csv="paper/tables/efficiency.csv",
+    log:
+        "logs/tables/efficiency_summary.log",
+    conda:
+        ENV
+    params:
+        main=MAIN,
+        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+    shell:
+        "python -m adabert efficiency-summary --efficiency {input.efficiency:q}"
+        " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
+
+
+rule ablation_table:
+    """Every ablation variant's dev metric, depth, size and speed next to the main variant's."""
+    input:
+        results=run_files(rules.retrain.output.metrics),
+        efficiency="results/tables/efficiency.csv",
+    output:
+        md=report(
+            "paper/tables/ablations.md",
+            category="Ablations",
+            caption="../report/ablations.rst",
+        ),
+        tex="paper/tables/ablations.tex",
+        csv="paper/tables/ablations.csv",
+    log:
+        "logs/tables/ablations.log",
+    conda:
+        ENV
+    params:
+        main=MAIN,
+        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+        variants=json.dumps(config["variants"], sort_keys=True),
+    shell:
+        "python -m adabert ablation-table --results {input.results:q}"
+        " --efficiency {input.efficiency:q} --variants {params.variants:q}"
+        " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
+
+
+rule transfer_table:
+    """Cross-task transfer matrix (searched on x evaluated on) with random architectures as reference."""
+    input:
+        results=TRANSFER_RETRAINED
+        + [f for f in RANDOM_RETRAINED if f.split("/")[3] in TRANSFER_TASKS],
+    output:
+        md=report(
+            "paper/tables/transfer.md",
+            category="Transfer",
+            caption="../report/transfer.rst",
+        ),
+        tex="paper/tables/transfer.tex",
+        csv="paper/tables/transfer.csv",
+    log:
+        "logs/tables/transfer.log",
+    conda:
+        ENV
+    params:
+        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+    shell:
+        "python -m adabert transfer-table --results {input.results:q}"
         " --out {params.stem:q} > {log:q} 2>&1"
+
+
+rule seed_table:
+    """Mean ± std over seeds of the teacher, the AdaBERT students and the baselines."""
+    input:
+        teachers=expand(rules.teacher.output.metrics, task=TASKS),
+        results=run_files(rules.retrain.output.metrics, [MAIN])
+        + BASELINE_RETRAINED
+        + RANDOM_RETRAINED,
+    output:
+        md=report(
+            "paper/tables/seeds.md", category="Seeds", caption="../report/seeds.rst"
+        ),
+        tex="paper/tables/seeds.tex",
+        csv="paper/tables/seeds.csv",
+    log:
+        "logs/tables/seeds.log",
+    conda:
+        ENV
+    params:
+        main=MAIN,
+        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+    shell:
+        "python -m adabert seed-table --teachers {input.teachers:q} --results {input.results:q}"
+        " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
+
+
+rule readme_section:
+    """The README's results section: main table, speedup figure, machine (`make readme` splices it in)."""
+    input:
+        main=rules.main_table.output.md,
+        figure=rules.figures.output.speedup,
+        measurement=(MEASURE_BERT + MEASURE_TEACHERS + MEASURE_STUDENTS)[0],
+    output:
+        "paper/README_results.md",
+    log:
+        "logs/tables/readme_section.log",
+    conda:
+        ENV
+    shell:
+        "python -m adabert readme-section --main {input.main:q} --figure {input.figure:q}"
+        " --measurement {input.measurement:q} --out {output:q} > {log:q} 2>&1"

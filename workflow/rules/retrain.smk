@@ -4,11 +4,10 @@
 rule retrain:
     """Train the derived student (inherited weights) with CE + KD; save a self-contained student folder."""
     input:
-        meta=rules.prepare.output.meta,
-        teacher=rules.teacher.output.metrics,
-        probes=rules.probes.output.probes,
-        genotype=rules.derive.output.genotype,
-        weights=rules.derive.output.weights,
+        # meta, teacher, probes (augmented variants: the augment stage's folders) and the derive
+        # folder: searched (results/derive), random or transferred (results/architectures)
+        unpack(teacher_inputs),
+        unpack(architecture_inputs),
     output:
         metrics="results/retrain/{variant}/{task}/seed{seed}/metrics.json",
         model="results/retrain/{variant}/{task}/seed{seed}/model.safetensors",
@@ -16,6 +15,8 @@ rule retrain:
         "logs/retrain/{variant}/{task}/seed{seed}.log",
     benchmark:
         "results/benchmarks_deploy/retrain/{variant}/{task}/seed{seed}.tsv"
+    wildcard_constraints:
+        variant=STUDENT_VARIANT,
     conda:
         ENV
     threads: workflow.cores
@@ -24,7 +25,7 @@ rule retrain:
         runtime=120,
         gpu=GPU,
     params:
-        cfg=stage_config("retrain"),
+        cfg=retrain_config,
         data=in_folder("meta"),
         teacher=in_folder("teacher"),
         probes=in_folder("probes"),
@@ -50,6 +51,8 @@ rule export_student:
         "logs/export/student/{variant}/{task}/seed{seed}.log",
     benchmark:
         "results/benchmarks_deploy/export/student/{variant}/{task}/seed{seed}.tsv"
+    wildcard_constraints:
+        variant=STUDENT_VARIANT,
     conda:
         ENV
     threads: config["measure"]["threads"]

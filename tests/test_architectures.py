@@ -1,0 +1,127 @@
+"""Random and transferred architectures: the sampler, the derive folders they become, their retraining."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+import torch
+
+from adabert import config, io
+from adabert.architectures import run_random_architecture, run_transfer_architecture
+from adabert.errors import AdabertError
+from adabert.nas.genotype import Genotype, sample_genotype
+from adabert.retrain import run_retrain
+from adabert.student import Student
+
+OPS = ["std_conv_3", "dil_conv_5", "max_pool_3", "skip_connect", "none"]
+
+
+def test_sampled_genotypes_are_valid_deterministic_and_cover_the_space():
+    a = sample_genotype(OPS, nodes=3, k_max=4, width=16, seed=7)
+    assert a.to_dict() == sample_genotype(OPS, nodes=3, k_max=4, width=16, seed=7).to_dict()
+    depths, ops, inputs = collections.Counter(), collections.Counter(), collections.Counter()
+    for seed in range(300):
+        g = sample_genotype(OPS, nodes=3, k_max=4, width=16, seed=seed)
+        Genotype.from_dict(g.to_dict())  # round trip validates
+        depths[g.depth] += 1
+        for j, node in enumerate(g.nodes):
+            assert len(node) == 2 and len({i for i, _ in node}) == 2
+            for i, op in node:
+                ops[op] += 1
+                inputs[(j, i)] += 1
+    assert set(depths) == {1, 2, 3, 4} and min(depths.values()) > 40  # uniform-ish over 1..k_max
+    assert "none" not in ops and set(ops) == set(OPS) - {"none"}
+    assert set(inputs) == {(j, i) for j in range(3) for i in range(j + 2)}
+    assert sample_genotype(OPS, 3, 4, 16, seed=1, fixed_depth=2).depth == 2
+    assert len({json.dumps(sample_genotype(OPS, 3, 4, 16, seed=s).to_dict()) for s in range(20)}) > 15
+    with pytest.raises(AdabertError, match="only 'none'"):
+        sample_genotype(["none"], 3, 4, 16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def random_arch(mrpc_small, mrpc_searched, tmp_path_factory):
+    out = tmp_path_factory.mktemp("random") / "arch"
+    cfg = config.stage_config(mrpc_small["cfg"], "architecture")
+    summary = run_random_architecture(cfg, "MRPC", 0, mrpc_searched["root"] / "derive", mrpc_small["data_dir"], out)
+    return out, summary
+
+
+def test_random_architecture_is_a_derive_folder_with_the_searched_embedding(random_arch, mrpc_searched, mrpc_small):
+    out, summary = random_arch
+    source = io.load_tensors(mrpc_searched["root"] / "derive" / "weights.safetensors")
+    tensors = io.load_tensors(out / "weights.safetensors")
+    for key in ("word_embeddings.weight", "position_embeddings.weight", "layer_norm.weight"):
+        assert torch.equal(tensors[key], source[key]), key
+    student = Student.from_folder(out)
+    scfg = mrpc_small["cfg"]["search"]
+    assert 1 <= student.genotype.depth <= scfg["k_max"] and student.genotype.width == scfg["width"]
+    assert student.classifier.out_features == 2
+    assert summary["kind"] == "random" and summary["params"] == student.num_parameters()
+    again = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 0,
+                                    mrpc_searched["root"] / "derive", mrpc_small["data_dir"], out.with_name("again"))
+    assert again["genotype"] == summary["genotype"]
+    again_tensors = io.load_tensors(out.with_name("again") / "weights.safetensors")
+    assert sorted(again_tensors) == sorted(tensors)
+    assert all(torch.equal(again_tensors[k], tensors[k]) for k in tensors)
+    other = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 1,
+                                    mrpc_searched["root"] / "derive", mrpc_small["data_dir"], out.with_name("other"))
+    assert other["sample_seed"] != summary["sample_seed"]
+
+
+def test_random_architecture_retrains_from_scratch_with_the_main_recipe(random_arch, mrpc_small, tmp_path):
+    out, summary = random_arch
+    view = config.retrain_config(mrpc_small["cfg"], "MRPC", "random")
+    assert view["retrain"]["init"] == "scratch" and view["variant"] == "random"
+    main = config.retrain_config(mrpc_small["cfg"], "MRPC", "main")
+    assert {k: v for k, v in view["retrain"].items() if k != "init"} == \
+        {k: v for k, v in main["retrain"].items() if k != "init"}
+    view["retrain"]["epochs"] = 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        metrics = run_retrain(view, "MRPC", "random", 0, mrpc_small["data_dir"], mrpc_small["teacher_dir"],
+                              mrpc_small["probes_dir"], out, tmp_path / "retrained")
+    finally:
+        torch.set_num_threads(threads)
+    assert metrics["variant"] == "random" and metrics["init"] == "scratch"
+    assert metrics["genotype"] == summary["genotype"]
+
+
+def test_transfer_keeps_the_source_genotype_and_fits_the_target(mrpc_small, mrpc_searched, tmp_path):
+    derive = mrpc_searched["root"] / "derive"
+    summary = run_transfer_architecture({"search": {}}, "MRPC", derive / "genotype.json", derive,
+                                        mrpc_small["data_dir"], tmp_path / "t")
+    assert summary["genotype"] == json.loads((derive / "genotype.json").read_text())
+    assert summary["kind"] == "transfer"
+    # a genotype of another width does not fit the target's embedding tables
+    g = Genotype.load(derive / "genotype.json").to_dict()
+    g["width"] = g["width"] * 2
+    (tmp_path / "wide.json").write_text(json.dumps(g))
+    with pytest.raises(AdabertError, match="width"):
+        run_transfer_architecture({}, "MRPC", tmp_path / "wide.json", derive, mrpc_small["data_dir"], tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+def test_variant_config_checks():
+    base = {"tasks": ["MRPC", "RTE"], "seeds": [0, 1]}
+    cfg = config.resolve({**base, "variants": {"main": {}, "b0": {"tasks": ["RTE"], "seeds": [1], "loss": {"beta": 0}}}})
+    assert config.variant_runs(cfg) == [("main", "MRPC", 0), ("main", "MRPC", 1), ("main", "RTE", 0),
+                                        ("main", "RTE", 1), ("b0", "RTE", 1)]
+    assert config.stage_config(cfg, "search", "RTE", "b0")["loss"]["beta"] == 0
+    assert "augmented" not in config.stage_config(cfg, "search", "RTE", "b0")
+    for bad, message in [
+        ({"variants": {"main": {}, "x": {"tasks": ["SST-2"]}}}, "variants.x.tasks"),
+        ({"variants": {"main": {}, "x": {"seeds": [5]}}}, "variants.x.seeds"),
+        ({"variants": {"main": {"tasks": ["RTE"]}}}, "variants.main.tasks"),
+        ({"variants": {"a": {}}}, "main_variant"),
+        ({"variants": {"main": {}, "random": {}}}, "variants"),
+        ({"variants": {"main": {}, "from-RTE": {}}}, "variants"),
+        ({"variants": {"main": {}, "x": {"retrain": {"kd": "all"}}}}, "variant 'x'"),
+        ({"variants": {"main": {}, "x": {"search": {"fixed_depth": 99}}}}, "fixed_depth"),
+        ({"transfer": {"tasks": ["QQP"]}}, "transfer.tasks"),
+        ({"baselines": {"random": {"tasks": ["QQP"]}}}, "baselines.random.tasks"),
+    ]:
+        with pytest.raises(AdabertError, match=message):
+            config.resolve({**base, **bad})

@@ -1,0 +1,52 @@
+"""The README's generated results section: built from the workflow's outputs and spliced between markers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adabert.errors import AdabertError
+from adabert.report.readme import BEGIN, END, build_section, splice, update_readme, write_section
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _outputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    main = tmp_path / "paper/tables/main.md"
+    main.parent.mkdir(parents=True)
+    main.write_text("# Main comparison: the paper vs this run\n\n| method | MRPC |\n|:--|:--|\n| x | 81.7 |\n\n- note\n")
+    measurement = tmp_path / "m.json"
+    measurement.write_text(json.dumps({"threads": 2, "machine": {"cpu_model": "AMD EPYC", "cores_available": 2,
+                                                                 "cuda": None}, "versions": {"torch": "2.13.0"}}))
+    return main, Path("paper/figures/speedup.png"), measurement
+
+
+def test_section_holds_the_table_the_figure_and_the_machine(tmp_path):
+    main, figure, measurement = _outputs(tmp_path)
+    section = build_section(main, figure, measurement, tmp_path)
+    assert section.startswith(BEGIN) and section.endswith(END)
+    assert "| x | 81.7 |" in section and "- note" in section and "# Main comparison: the paper" not in section
+    assert "![Speedup over BERT-base per task and engine](paper/figures/speedup.png)" in section
+    assert "AMD EPYC; 2 cores; no GPU; torch 2.13.0; 2 threads" in section
+
+
+def test_splice_replaces_only_the_marked_block(tmp_path):
+    main, figure, measurement = _outputs(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n\n{BEGIN}\nold numbers\n{END}\n\nafter\n")
+    write_section(main, figure, measurement, readme, tmp_path / "section.md")
+    update_readme(readme, tmp_path / "section.md")
+    text = readme.read_text()
+    assert "old numbers" not in text and "| x | 81.7 |" in text
+    assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
+    update_readme(readme, tmp_path / "section.md")  # idempotent
+    assert readme.read_text() == text
+    with pytest.raises(AdabertError, match="markers are missing"):
+        splice("no markers here", "x")
+
+
+def test_the_project_readme_has_the_markers():
+    text = (REPO / "README.md").read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1

@@ -1,0 +1,72 @@
+# Architectures retrained without their own search: random samples of the search space (baseline)
+# and genotypes searched on another task (cross-task transfer). Both become derive folders under
+# results/architectures/, which the retrain rule trains from scratch (variant "random" / "from-<task>").
+
+
+rule random_architecture:
+    """A genotype drawn uniformly from the search space, with the task's searched embedding tables."""
+    input:
+        meta=rules.prepare.output.meta,
+        embeddings=f"results/derive/{MAIN}/{{task}}/seed{SEEDS[0]}/weights.safetensors",
+    output:
+        genotype="results/architectures/random/{task}/seed{seed}/genotype.json",
+        weights="results/architectures/random/{task}/seed{seed}/weights.safetensors",
+    log:
+        "logs/architectures/random/{task}/seed{seed}.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cfg=stage_config("architecture"),
+        data=in_folder("meta"),
+        embeddings=in_folder("embeddings"),
+        out=out_folder,
+    shell:
+        "python -m adabert architecture --kind random --task {wildcards.task:q}"
+        " --sample {wildcards.seed} --config {params.cfg:q} --embeddings {params.embeddings:q}"
+        " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule transfer_architecture:
+    """The main variant's genotype searched on {source}, set up for training on {task}."""
+    input:
+        meta=rules.prepare.output.meta,
+        genotype=f"results/derive/{MAIN}/{{source}}/seed{{seed}}/genotype.json",
+        embeddings=f"results/derive/{MAIN}/{{task}}/seed{{seed}}/weights.safetensors",
+    output:
+        genotype="results/architectures/from-{source}/{task}/seed{seed}/genotype.json",
+        weights="results/architectures/from-{source}/{task}/seed{seed}/weights.safetensors",
+    log:
+        "logs/architectures/from-{source}/{task}/seed{seed}.log",
+    wildcard_constraints:
+        source="|".join(re.escape(t) for t in TASKS),
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cfg=stage_config("architecture"),
+        data=in_folder("meta"),
+        embeddings=in_folder("embeddings"),
+        out=out_folder,
+    shell:
+        "python -m adabert architecture --kind transfer --task {wildcards.task:q}"
+        " --sample {wildcards.seed} --genotype {input.genotype:q} --config {params.cfg:q}"
+        " --embeddings {params.embeddings:q} --data {params.data:q} --out {params.out:q}"
+        " > {log:q} 2>&1"
+
+
+RANDOM_RETRAINED = [
+    f"results/retrain/random/{t}/seed{n}/metrics.json"
+    for t in RANDOM_TASKS
+    for n in RANDOM_SAMPLES
+]
+TRANSFER_RETRAINED = [
+    f"results/retrain/from-{src}/{t}/seed{s}/metrics.json"
+    for src in TRANSFER_TASKS
+    for t in TRANSFER_TASKS
+    for s in TRANSFER_SEEDS
+]

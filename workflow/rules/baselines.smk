@@ -1,0 +1,88 @@
+# Baseline students on the same prepared data as the AdaBERT students, measured in the same run:
+# BiLSTM-SOFT (Tang et al. 2019) and the truncated teacher + KD (BERT-PKD-like).
+
+BASELINES = [k for k in ("bilstm", "truncated") if config["baselines"][k]["enabled"]]
+BASELINE_SEEDS = config["baselines"]["seeds"] or SEEDS
+# measurement kind of each baseline's model folder (a truncated teacher is an HF teacher folder)
+BASELINE_MODEL_KIND = {"bilstm": "bilstm", "truncated": "teacher"}
+
+
+rule baseline:
+    """Train one baseline student with CE + KD on the teacher's logits; best dev epoch kept."""
+    input:
+        meta=rules.prepare.output.meta,
+        teacher=rules.teacher.output.metrics,
+    output:
+        metrics="results/baselines/{kind}/{task}/seed{seed}/metrics.json",
+    log:
+        "logs/baselines/{kind}/{task}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks_deploy/baseline/{kind}/{task}/seed{seed}.tsv"
+    wildcard_constraints:
+        kind="bilstm|truncated",
+    conda:
+        ENV
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=GPU,
+    params:
+        cfg=stage_config("baseline"),
+        data=in_folder("meta"),
+        teacher=in_folder("teacher"),
+        out=out_folder,
+    shell:
+        "python -m adabert baseline --kind {wildcards.kind} --task {wildcards.task:q}"
+        " --seed {wildcards.seed} --config {params.cfg:q} --data {params.data:q}"
+        " --teacher {params.teacher:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule measure_baseline:
+    """Latency/throughput, size and FLOPs of a baseline student for one engine/device/shape."""
+    input:
+        metrics=rules.baseline.output.metrics,
+    output:
+        f"results/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.json",
+    log:
+        f"logs/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.log",
+    benchmark:
+        f"results/benchmarks_deploy/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.tsv"
+    wildcard_constraints:
+        kind="bilstm|truncated",
+        engine="torch|onnxruntime|onnxruntime-int8",
+        device="cpu|cuda",
+        batch=r"\d+",
+        seq_len=r"\d+",
+    conda:
+        ENV
+    threads: MEASURE["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=30,
+        cpu_bench=1,
+        gpu=measure_gpu,
+    params:
+        model=in_folder("metrics"),
+        model_kind=lambda wildcards: BASELINE_MODEL_KIND[wildcards.kind],
+        opts=measure_options,
+    shell:
+        "python -m adabert measure --model-kind {params.model_kind} --model {params.model:q}"
+        " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
+        " --seq-len {wildcards.seq_len} {params.opts} --task {wildcards.task:q}"
+        " --variant {wildcards.kind} --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
+
+
+BASELINE_RETRAINED = [
+    f"results/baselines/{k}/{t}/seed{s}/metrics.json"
+    for k in BASELINES
+    for t in TASKS
+    for s in BASELINE_SEEDS
+]
+MEASURE_BASELINES = [
+    f
+    for k in BASELINES
+    for t in TASKS
+    for s in BASELINE_SEEDS
+    for f in measure_files(f"results/measure/baseline/{k}/{t}/seed{s}")
+]
