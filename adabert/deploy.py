@@ -7,7 +7,8 @@
   re-initialisation).
 * :func:`predict_file` (``python -m adabert predict``) reads a TSV/CSV/JSONL file with the task's text
   columns and writes one prediction per row (label names, or scores for regression) as JSONL or TSV.
-* :func:`run_export` (the export stage) exports a retrained student (or a teacher) to ONNX with dynamic
+* :func:`run_export` (the export stage) exports a retrained student (or a teacher, or a baseline folder of
+  :mod:`adabert.baselines`: ``bilstm``, or ``truncated`` in the teacher layout) to ONNX with dynamic
   batch and sequence axes, verifies ONNX Runtime against PyTorch on real dev batches (max abs diff
   <= 1e-4, else an error), quantises it to int8 (dynamic) and evaluates torch, ONNX fp32 and ONNX int8 on
   the dev split: ``{kind}.onnx``, ``{kind}.int8.onnx``, ``export.json``, ``config.json``.

@@ -78,9 +78,11 @@ def test_custom_task_gets_the_same_dag_as_a_glue_task(glue_dir, tmp_path):
     entry = write_jsonl_from_rte(glue_dir, tmp_path)
     override = "custom_tasks={'claims': " + json.dumps(entry) + "}"
     proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(REPO / ".test/config.yaml"),
-                     "--config", "tasks=[claims,MRPC]", override)
+                     "--config", "tasks=[claims,MRPC]", "transfer={'tasks': []}", override)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 2
-    assert counts["search"] == counts["derive"] == counts["retrain"] == 2
+    # main on both tasks + the smoke config's two MRPC ablations; + one random architecture per task
+    assert counts["search"] == counts["derive"] == 2 + 2
+    assert counts["retrain"] == 4 + 2 and counts["baseline"] == 2 * 2
     assert "results/derive/main/claims/seed0/genotype.json" in proc.stdout
