@@ -101,7 +101,7 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
                           & (references["seq_len"] == shape[1])]
         if not bert.empty:
             teacher_speed = [float(bert["latency_ms"].iloc[0]) / float(v) for v in mine["latency_ms"]]
-    teacher_row["speedup_vs_bert"] = (f"{min(teacher_speed):.1f}-{max(teacher_speed):.1f}" if teacher_speed else "")
+    teacher_row["speedup_vs_bert"] = _span(teacher_speed)
     for task in PAPER_TASKS:
         t = by_task.get(task)
         held = bool(t) and split_label(t["main_split"], t.get("splits", {})) == HELD_OUT
@@ -124,14 +124,14 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
             method = f"{BASELINE_LABELS[variant]} (this run)"
         row: dict[str, Any] = {"method": method, "source": "this run", "split": "dev"}
         sizes = [float(s["params"]) / 1e6 for s in group if s.get("params")]
-        row["params_M"] = f"{min(sizes):.1f}-{max(sizes):.1f}" if sizes else ""
+        row["params_M"] = _span(sizes)
         speed = pd.Series(dtype=float)
         if shape is not None:
             e = efficiency[(efficiency["variant"] == variant) & (efficiency["engine"] == "torch")
                            & (efficiency["device"] == "cpu") & (efficiency["batch"] == shape[0])
                            & (efficiency["seq_len"] == shape[1])]
             speed = e.groupby("task")["speedup_vs_bert"].mean().dropna()
-        row["speedup_vs_bert"] = f"{speed.min():.1f}-{speed.max():.1f}" if not speed.empty else ""
+        row["speedup_vs_bert"] = _span(list(speed))
         for task in PAPER_TASKS:
             values = [float(s["main_value"]) for s in group if s["task"] == task]
             if not values:
@@ -165,6 +165,14 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
     if missing:
         notes.append(f"Not in this run's config: {', '.join(missing)}.")
     return df, notes
+
+
+def _span(values: list[float]) -> str:
+    """``min-max`` with one decimal; one number when they print alike; '' for no values."""
+    if not values:
+        return ""
+    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
+    return low if low == high else f"{low}-{high}"
 
 
 def _average(row: dict) -> str:
