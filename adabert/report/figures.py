@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: figures are files
 
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from adabert.errors import AdabertError  # noqa: E402
@@ -247,6 +248,7 @@ def pareto_figure(efficiency: pd.DataFrame, references: pd.DataFrame, teachers: 
             ax.scatter(*teacher_point, marker="*", s=90, color="tab:red", label="teacher")
         plotted[task] = {"students": points, "front": front, "teacher": teacher_point}
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short spans
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("batch latency (ms, log)")
         ax.set_ylabel(str(sub["metric"].iloc[0]))
@@ -254,9 +256,10 @@ def pareto_figure(efficiency: pd.DataFrame, references: pd.DataFrame, teachers: 
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="lower right")
     fig.suptitle(f"Dev metric vs latency ({engine} / {device})", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))  # room for the legend below the panels
+    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="lower center", ncol=len(handles),
+               frameon=False)
     save_figure(fig, stem)
     return plotted
 
