@@ -93,8 +93,8 @@ def run_transfer_architecture(cfg: dict, task: str, genotype_path: str | os.Path
                               out_dir: str | os.PathLike, seed: int = 0) -> dict:
     """The genotype of ``genotype_path`` (searched on another task) as a derive folder for ``task``."""
     genotype = Genotype.load(genotype_path)
-    source = io.read_json(Path(genotype_path).with_name("derive.json")) if \
-        Path(genotype_path).with_name("derive.json").is_file() else {}
+    derive_json = Path(genotype_path).with_name("derive.json")
+    source = io.read_json(derive_json) if derive_json.is_file() else {}
     info = {"kind": "transfer", "genotype_path": str(genotype_path), "source_search": source.get("search_dir"),
             "seed": int(seed)}
     return write_architecture(genotype, embeddings_dir, data_dir, out_dir, seed, info, cfg)

@@ -246,15 +246,20 @@ def student_metadata(student: Student, spec: tasks_mod.TaskSpec, meta: dict, dro
         "inputs": ["a_ids", "a_mask", "b_ids", "b_mask"],
         "encoding": ENCODING_NOTE,
         "tokenizer_source": meta.get("tokenizer"),
-        "task": {
-            "name": spec.name,
-            "type": spec.type,
-            "label_names": list(spec.label_names) if spec.label_names is not None else None,
-            "text_columns": list(meta.get("text_columns") or spec.text_columns),
-            "max_seq_length": int(meta["max_seq_length"]),
-            "metrics": list(spec.metrics),
-            "main_metric": spec.main_metric,
-        },
+        "task": task_metadata(spec, meta),
+    }
+
+
+def task_metadata(spec: tasks_mod.TaskSpec, meta: dict) -> dict:
+    """The ``task`` block of a deployable folder's metadata: what predicting with it needs."""
+    return {
+        "name": spec.name,
+        "type": spec.type,
+        "label_names": list(spec.label_names) if spec.label_names is not None else None,
+        "text_columns": list(meta.get("text_columns") or spec.text_columns),
+        "max_seq_length": int(meta["max_seq_length"]),
+        "metrics": list(spec.metrics),
+        "main_metric": spec.main_metric,
     }
 
 

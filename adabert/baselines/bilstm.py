@@ -167,7 +167,7 @@ def predict_logits(model: nn.Module, split: dict[str, torch.Tensor], batch_size:
 
 # -- folder -------------------------------------------------------------------------------------------
 def metadata(model: BiLSTMSoft, spec, meta: dict, dropout: float, teacher_dir: Path) -> dict:
-    from adabert.retrain import ENCODING_NOTE
+    from adabert.retrain import ENCODING_NOTE, task_metadata
 
     return {
         "format": FORMAT,
@@ -183,15 +183,7 @@ def metadata(model: BiLSTMSoft, spec, meta: dict, dropout: float, teacher_dir: P
         "encoding": ENCODING_NOTE,
         "embeddings_from": str(teacher_dir / "model"),
         "tokenizer_source": meta.get("tokenizer"),
-        "task": {
-            "name": spec.name,
-            "type": spec.type,
-            "label_names": list(spec.label_names) if spec.label_names is not None else None,
-            "text_columns": list(meta.get("text_columns") or spec.text_columns),
-            "max_seq_length": int(meta["max_seq_length"]),
-            "metrics": list(spec.metrics),
-            "main_metric": spec.main_metric,
-        },
+        "task": task_metadata(spec, meta),
     }
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from adabert.errors import AdabertError
-from adabert.report.common import HELD_OUT, mean_std, read_results, score_cell, split_label, write_tables
+from adabert.report.common import HELD_OUT, mean_std, read_results, split_label, summary_cell, write_tables
+from adabert.report.main_table import throughput_shape
 
 
 def describe(override: dict) -> str:
@@ -35,11 +36,11 @@ def build_ablation_table(results: list[dict], efficiency: pd.DataFrame, variants
     """(long rows, pivot shown in Markdown/LaTeX)."""
     ablations = [v for v in variants if v != main_variant]
     tasks = sorted({r["task"] for r in results if r["variant"] in ablations})
-    speed = efficiency[(efficiency["engine"] == "torch") & (efficiency["device"] == "cpu")] \
-        if "engine" in efficiency else efficiency.iloc[0:0]
-    if not speed.empty:
-        shape = max(zip(speed["batch"].astype(int), speed["seq_len"].astype(int)))
-        speed = speed[(speed["batch"] == shape[0]) & (speed["seq_len"] == shape[1])]
+    # the main table's speed column: PyTorch on CPU at the largest shape with a BERT-base reference
+    shape = throughput_shape(efficiency)
+    speed = efficiency.iloc[0:0] if shape is None else efficiency[
+        (efficiency["engine"] == "torch") & (efficiency["device"] == "cpu")
+        & (efficiency["batch"] == shape[0]) & (efficiency["seq_len"] == shape[1])]
     rows = []
     for variant in [main_variant, *ablations]:
         for task in tasks:
@@ -67,9 +68,7 @@ def build_ablation_table(results: list[dict], efficiency: pd.DataFrame, variants
         part = df[df["variant"] == variant]
         row = {"variant": variant, "change": part["change"].iloc[0]}
         for _, r in part.iterrows():
-            held = r["split"] == HELD_OUT
-            row[f"{r['task']} ({r['metric']})"] = score_cell(r["mean"], None if pd.isna(r["std"]) else r["std"], held) \
-                + f" [n={r['n_seeds']}]"
+            row[f"{r['task']} ({r['metric']})"] = summary_cell(r) + f" [n={r['n_seeds']}]"
         row["depth"] = f"{part['depth_mean'].mean():.1f}"
         row["params_M"] = f"{part['params_M_mean'].mean():.2f}"
         sp = part["speedup_vs_bert_mean"].dropna()

@@ -56,6 +56,12 @@ def score_cell(mean: float | None, std: float | None = None, held_out: bool = Fa
     return text + (" †" if held_out else "")
 
 
+def summary_cell(row) -> str:
+    """``score_cell`` of a long-table row with ``mean``, ``std`` (NaN = none) and ``split`` columns."""
+    std = row["std"]
+    return score_cell(row["mean"], None if std is None or pd.isna(std) else std, row["split"] == HELD_OUT)
+
+
 def read_results(paths, required=("task", "variant", "seed", "main_value", "main_split")) -> list[dict]:
     """Result JSONs (retrain or baseline metrics.json), checked for the fields the tables read."""
     from adabert.errors import AdabertError

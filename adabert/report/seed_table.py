@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adabert.report.common import BASELINE_LABELS, HELD_OUT, mean_std, read_results, score_cell, split_label, write_tables
+from adabert.report.common import BASELINE_LABELS, HELD_OUT, mean_std, read_results, split_label, summary_cell, write_tables
 
 
 def model_label(variant: str, main_variant: str, record: dict | None = None) -> str:
@@ -52,8 +52,7 @@ def build_seed_table(teachers: list[dict], results: list[dict], main_variant: st
                 row[task] = ""
                 continue
             r = cell.iloc[0]
-            row[task] = score_cell(r["mean"], None if pd.isna(r["std"]) else r["std"], r["split"] == HELD_OUT) \
-                + ("" if r["n"] == 1 else f" [{r['n']}]")
+            row[task] = summary_cell(r) + ("" if r["n"] == 1 else f" [{r['n']}]")
         shown_rows.append(row)
     header = {t: f"{t} ({df[df['task'] == t]['metric'].iloc[0]})" for t in tasks}
     return df, pd.DataFrame(shown_rows).rename(columns=header)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from adabert.errors import AdabertError
-from adabert.report.common import HELD_OUT, mean_std, read_results, score_cell, split_label, write_tables
+from adabert.report.common import HELD_OUT, mean_std, read_results, split_label, summary_cell, write_tables
 
 PREFIX = "from-"
 
@@ -55,7 +55,7 @@ def build_transfer_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFram
                 row[target] = ""
                 continue
             r = cell.iloc[0]
-            text = score_cell(r["mean"], None if pd.isna(r["std"]) else r["std"], r["split"] == HELD_OUT)
+            text = summary_cell(r)
             row[target] = f"**{text}**" if source == target else text
         shown_rows.append(row)
     header = {t: f"on {t} ({df[df['evaluated_on'] == t]['metric'].iloc[0]})" for t in targets}
