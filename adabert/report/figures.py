@@ -75,9 +75,13 @@ def searched_cell_figure(genotypes: dict[str, Genotype], stem: Path) -> dict[str
     if not genotypes:
         raise AdabertError("searched-cell figure: no genotype given")
     tasks = list(genotypes)
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(7.5, 2.6 * len(tasks)), squeeze=False)
+    ncols = min(3, len(tasks))
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 * ncols, 2.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(tasks):]:
+        ax.axis("off")
     drawn: dict[str, list[tuple[int, int, str]]] = {}
-    for ax, task in zip(axes[:, 0], tasks):
+    for ax, task in zip(axes.flat, tasks):
         g = genotypes[task]
         pos = cell_layout(len(g.nodes))
         edges = [(i, j + 2, op) for j, node in enumerate(g.nodes) for i, op in node]

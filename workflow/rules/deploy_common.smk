@@ -66,6 +66,15 @@ MEASURE_STUDENTS = [
         None if v == MAIN else MEASURE["ablation_engines"],
     )
 ]
+# Random architectures (baselines.random) on the ablation engines: their speed and the Pareto figure.
+MEASURE_RANDOM = [
+    f
+    for t in RANDOM_TASKS
+    for n in RANDOM_SAMPLES
+    for f in measure_files(
+        f"results/measure/student/random/{t}/seed{n}", MEASURE["ablation_engines"]
+    )
+]
 MEASURE_TEACHERS = (
     [f for t in TASKS for f in measure_files(f"results/measure/teacher/{t}")]
     if MEASURE["teacher"]
