@@ -57,22 +57,15 @@ def measure_gpu(wildcards):
     return 1 if wildcards.device == "cuda" else 0
 
 
-# The main variant's students on every engine; ablation students on measure.ablation_engines.
+# The main variant's students on every engine; ablation students and the random architectures
+# (baselines.random: their speed and the Pareto figure) on measure.ablation_engines.
 MEASURE_STUDENTS = [
     f
     for v, t, s in RUNS
+    + [("random", t, n) for t in RANDOM_TASKS for n in RANDOM_SAMPLES]
     for f in measure_files(
         f"results/measure/student/{v}/{t}/seed{s}",
         None if v == MAIN else MEASURE["ablation_engines"],
-    )
-]
-# Random architectures (baselines.random) on the ablation engines: their speed and the Pareto figure.
-MEASURE_RANDOM = [
-    f
-    for t in RANDOM_TASKS
-    for n in RANDOM_SAMPLES
-    for f in measure_files(
-        f"results/measure/student/random/{t}/seed{n}", MEASURE["ablation_engines"]
     )
 ]
 MEASURE_TEACHERS = (

@@ -106,13 +106,12 @@ rule efficiency_table:
     """Compression, speedup vs BERT-base and the teacher, GFLOP/s and dev metrics of every student."""
     input:
         measurements=MEASURE_STUDENTS
-        + MEASURE_RANDOM
         + MEASURE_BASELINES
         + MEASURE_TEACHERS
         + MEASURE_BERT,
         retrained=run_files(rules.retrain.output.metrics)
-        + BASELINE_RETRAINED
-        + (RANDOM_RETRAINED if MEASURE_RANDOM else []),
+        + RANDOM_RETRAINED
+        + BASELINE_RETRAINED,
         teachers=expand(rules.teacher.output.metrics, task=TASKS),
         exports=run_files(rules.export_student.output.summary, [MAIN])
         + expand(rules.export_teacher.output.summary, task=TASKS),
