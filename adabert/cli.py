@@ -2,21 +2,26 @@
 
 Each sub-command parses paths, resolves the config and calls one library function; all logic lives
 in the library where it is unit-tested. Bad input ends with ``error: <message>`` and exit code 2.
+
+Every handler imports its stage's module when it runs: those modules load torch, transformers or
+matplotlib, which ``--help``, a typo or a bad config should not wait for.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from pathlib import Path
 
 from adabert.errors import AdabertError
+from adabert.kinds import EXPORT_KINDS, MODEL_KINDS
 
 
 def _stage_cfg(args: argparse.Namespace, stage: str) -> dict:
-    from adabert import config
+    from adabert import config  # lazy: fast CLI start-up
 
     text = args.config.strip()
     if text.startswith("{"):  # the workflow passes the stage's resolved view as inline JSON
@@ -29,35 +34,35 @@ def _stage_cfg(args: argparse.Namespace, stage: str) -> dict:
 
 def _prepare(args):
     cfg = _stage_cfg(args, "prepare")  # bad config fails before heavy imports
-    from adabert.encode import prepare
+    from adabert.encode import prepare  # lazy: fast CLI start-up
 
     prepare(cfg, args.task, Path(args.out))
 
 
 def _teacher(args):
     cfg = _stage_cfg(args, "teacher")  # bad config fails before heavy imports
-    from adabert.teacher import train_teacher
+    from adabert.teacher import train_teacher  # lazy: fast CLI start-up
 
     train_teacher(cfg, args.task, Path(args.data), Path(args.out))
 
 
 def _probes(args):
     cfg = _stage_cfg(args, "probes")  # bad config fails before heavy imports
-    from adabert.probes import train_probes
+    from adabert.probes import train_probes  # lazy: fast CLI start-up
 
     train_probes(cfg, args.task, Path(args.data), Path(args.teacher), Path(args.out))
 
 
 def _augment(args):
     cfg = _stage_cfg(args, "augment")  # bad config fails before heavy imports
-    from adabert.augment import run_augment
+    from adabert.augment import run_augment  # lazy: fast CLI start-up
 
     run_augment(cfg, args.task, Path(args.data), Path(args.teacher), Path(args.probes), Path(args.out))
 
 
 def _search(args):
     cfg = _stage_cfg(args, "search")  # bad config fails before heavy imports
-    from adabert.nas.search import run_search
+    from adabert.nas.search import run_search  # lazy: fast CLI start-up
 
     run_search(cfg, args.task, args.seed, args.variant, Path(args.data),
                Path(args.teacher), Path(args.probes), Path(args.out))
@@ -65,14 +70,14 @@ def _search(args):
 
 def _derive(args):
     cfg = _stage_cfg(args, "derive")  # bad config fails before heavy imports
-    from adabert.nas.derive import run_derive
+    from adabert.nas.derive import run_derive  # lazy: fast CLI start-up
 
     run_derive(cfg, Path(args.search), Path(args.out))
 
 
 def _architecture(args):
     cfg = _stage_cfg(args, "architecture")  # bad config fails before heavy imports
-    from adabert import architectures
+    from adabert import architectures  # lazy: fast CLI start-up
 
     if args.kind == "random":
         architectures.run_random_architecture(cfg, args.task, args.sample, Path(args.embeddings), Path(args.data),
@@ -85,35 +90,33 @@ def _architecture(args):
 
 
 def _teacher_table(args):
-    from adabert.report.teacher_table import write_teacher_table
+    from adabert.report.teacher_table import write_teacher_table  # lazy: fast CLI start-up
 
     write_teacher_table([Path(p) for p in args.teachers], [Path(p) for p in args.probes],
                         Path(args.out_md), Path(args.out_csv))
 
 
 def _search_table(args):
-    from adabert.report.search_table import write_search_table
+    from adabert.report.search_table import write_search_table  # lazy: fast CLI start-up
 
     write_search_table([Path(p) for p in args.derived], Path(args.out_md), Path(args.out_csv))
 
 
 def _cost_table(args):
-    from adabert.report.cost_table import write_cost_table
+    from adabert.report.cost_table import write_cost_table  # lazy: fast CLI start-up
 
     write_cost_table([Path(p) for p in args.benchmarks], Path(args.out_md), Path(args.out_csv))
 
 
 def _main_table(args):
-    from adabert.report.main_table import write_main_table
+    from adabert.report.main_table import write_main_table  # lazy: fast CLI start-up
 
     write_main_table(Path(args.reported), [Path(p) for p in args.teachers], [Path(p) for p in args.retrained],
                      Path(args.efficiency), Path(args.out), args.main_variant)
 
 
 def _ablation_table(args):
-    import json
-
-    from adabert.report.ablation_table import write_ablation_table
+    from adabert.report.ablation_table import write_ablation_table  # lazy: fast CLI start-up
 
     try:
         variants = json.loads(args.variants)
@@ -124,39 +127,39 @@ def _ablation_table(args):
 
 
 def _transfer_table(args):
-    from adabert.report.transfer_table import write_transfer_table
+    from adabert.report.transfer_table import write_transfer_table  # lazy: fast CLI start-up
 
     write_transfer_table([Path(p) for p in args.results], Path(args.out))
 
 
 def _seed_table(args):
-    from adabert.report.seed_table import write_seed_table
+    from adabert.report.seed_table import write_seed_table  # lazy: fast CLI start-up
 
     write_seed_table([Path(p) for p in args.teachers], [Path(p) for p in args.results], args.main_variant,
                      Path(args.out))
 
 
 def _efficiency_summary(args):
-    from adabert.report.efficiency_summary import write_efficiency_summary
+    from adabert.report.efficiency_summary import write_efficiency_summary  # lazy: fast CLI start-up
 
     write_efficiency_summary(Path(args.efficiency), args.main_variant, Path(args.out))
 
 
 def _readme_section(args):
-    from adabert.report.readme import write_section
+    from adabert.report.readme import write_section  # lazy: fast CLI start-up
 
     write_section(Path(args.main), Path(args.figure), Path(args.measurement), Path(args.readme), Path(args.out))
 
 
 def _readme(args):
-    from adabert.report.readme import update_readme
+    from adabert.report.readme import update_readme  # lazy: fast CLI start-up
 
     update_readme(Path(args.readme), Path(args.section))
     print(f"{args.readme}: results section replaced by {args.section}")
 
 
 def _figures(args):
-    from adabert.report.figures import write_figures
+    from adabert.report.figures import write_figures  # lazy: fast CLI start-up
 
     paths = write_figures([Path(p) for p in args.derived], [Path(p) for p in args.probes], Path(args.out),
                           Path(args.efficiency) if args.efficiency else None, [Path(p) for p in args.teachers or []],
@@ -166,7 +169,7 @@ def _figures(args):
 
 def _retrain(args):
     cfg = _stage_cfg(args, "retrain")  # bad config fails before heavy imports
-    from adabert.retrain import run_retrain
+    from adabert.retrain import run_retrain  # lazy: fast CLI start-up
 
     run_retrain(cfg, args.task, args.variant, args.seed, Path(args.data), Path(args.teacher), Path(args.probes),
                 Path(args.derive), Path(args.out))
@@ -174,20 +177,21 @@ def _retrain(args):
 
 def _baseline(args):
     cfg = _stage_cfg(args, "baseline")  # bad config fails before heavy imports
-    from adabert.baselines import run_baseline
+    from adabert.baselines import run_baseline  # lazy: fast CLI start-up
 
     run_baseline(cfg, args.kind, args.task, args.seed, Path(args.data), Path(args.teacher), Path(args.out))
 
 
 def _export(args):
     cfg = _stage_cfg(args, "measure")  # bad config fails before heavy imports
-    from adabert.deploy import run_export
+    from adabert.export import run_export  # lazy: fast CLI start-up
 
-    run_export(cfg, args.task, Path(args.model), Path(args.data), Path(args.out), batch_size=args.batch_size)
+    run_export(cfg, args.task, Path(args.model), Path(args.data), Path(args.out), batch_size=args.batch_size,
+               kind=args.kind)
 
 
 def _predict(args):
-    from adabert.deploy import predict_file
+    from adabert.predict import predict_file  # lazy: fast CLI start-up
 
     n = predict_file(Path(args.model), Path(args.input), Path(args.output), args.input_format, args.output_format,
                      args.batch_size)
@@ -200,10 +204,10 @@ def _measure(args):
         raise AdabertError(f"--threads must be >= 1, got {args.threads}")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    from adabert.measure.machine import set_threads
+    from adabert.measure.machine import set_threads  # lazy: torch loads after the thread variables
 
     set_threads(args.threads)
-    from adabert.deploy import measure_model
+    from adabert.measure.models import measure_model  # lazy: fast CLI start-up
 
     measure_model(args.model_kind, args.model, args.engine, args.device, args.batch, args.seq_len, args.threads,
                   Path(args.out), num_labels=args.num_labels, min_seconds=args.min_seconds,
@@ -213,124 +217,145 @@ def _measure(args):
 
 
 def _efficiency_table(args):
-    from adabert.report.efficiency_table import write_efficiency_table
+    from adabert.report.efficiency_table import write_efficiency_table  # lazy: fast CLI start-up
 
     write_efficiency_table([Path(p) for p in args.measurements], [Path(p) for p in args.retrained],
                            [Path(p) for p in args.teachers], [Path(p) for p in (args.exports or [])],
                            Path(args.out_md), Path(args.out_csv))
 
 
+# -- the parser: one function per group of sub-commands (in the order ``--help`` lists them) -------------
+REQ = {"required": True}
+CONFIG = ("--config", {"required": True,
+                       "help": "config: a YAML file (validated, defaults filled) or the inline JSON the workflow passes"})
+TASK = ("--task", {**REQ, "help": "task name (GLUE or custom)"})
+STEM = ("--out", {**REQ, "help": "output stem: writes .md, .tex and .csv"})
+MAIN_VARIANT = ("--main-variant", {"default": "main", "help": "the variant reported as AdaBERT"})
+RESULTS = ("--results", {"nargs": "+", **REQ, "help": "retrain / baseline metrics.json"})
+EFFICIENCY = ("--efficiency", {**REQ, "help": "efficiency.csv of the efficiency table"})
+TEACHER_METRICS = ("--teachers", {"nargs": "+", **REQ, "help": "teacher metrics.json"})
+
+
+def _add(sub, name: str, func, help_: str, *args: tuple[str, dict]) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_)
+    for flag, kwargs in args:
+        p.add_argument(flag, **kwargs)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_search_stages(sub) -> None:
+    """prepare, teacher, probes, augment, search, derive, architecture."""
+    _add(sub, "prepare", _prepare, "load, cap and tokenise one task's splits", TASK, CONFIG,
+         ("--out", {**REQ, "help": "output folder (data contract)"}))
+    _add(sub, "teacher", _teacher, "fine-tune the teacher on one task", TASK, CONFIG, ("--data", REQ), ("--out", REQ))
+    _add(sub, "probes", _probes, "train one linear probe per frozen teacher layer", TASK, CONFIG,
+         ("--data", REQ), ("--teacher", REQ), ("--out", REQ))
+    _add(sub, "augment", _augment, "TinyBERT-style offline augmentation of the training split (teacher-labelled)",
+         TASK, CONFIG, ("--data", REQ), ("--teacher", REQ), ("--probes", REQ), ("--out", REQ))
+    _add(sub, "search", _search, "differentiable architecture search for one task/seed/variant", TASK, CONFIG,
+         ("--seed", {**REQ, "type": int}), ("--variant", REQ), ("--data", REQ), ("--teacher", REQ),
+         ("--probes", REQ), ("--out", REQ))
+    _add(sub, "derive", _derive, "derive the genotype and inherited weights from a search", CONFIG,
+         ("--search", REQ), ("--out", REQ))
+    _add(sub, "architecture", _architecture,
+         "a random or transferred architecture as a derive folder (retrained from scratch)",
+         TASK, CONFIG, ("--kind", {**REQ, "choices": ["random", "transfer"]}),
+         ("--sample", {"type": int, "default": 0, "help": "random: sample index; transfer: init seed"}),
+         ("--genotype", {"help": "transfer: genotype.json searched on the source task"}),
+         ("--embeddings", {**REQ, "help": "derive folder of the target task (its embedding tables)"}),
+         ("--data", {**REQ, "help": "prepared data of the target task"}), ("--out", REQ))
+
+
+def _add_report_commands(sub) -> None:
+    """The tables, the README section and the figures."""
+    _add(sub, "teacher-table", _teacher_table, "table of every task's teacher and probes",
+         ("--teachers", {"nargs": "+", **REQ}), ("--probes", {"nargs": "+", **REQ}),
+         ("--out-md", REQ), ("--out-csv", REQ))
+    _add(sub, "search-table", _search_table, "table of searched architectures",
+         ("--derived", {"nargs": "+", **REQ}), ("--out-md", REQ), ("--out-csv", REQ))
+    _add(sub, "cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
+         ("--benchmarks", {"nargs": "+", **REQ, "help": "folders of benchmark files (<folder>/<stage>/...)"}),
+         ("--out-md", REQ), ("--out-csv", REQ))
+    _add(sub, "main-table", _main_table, "the paper's reported rows next to this run's teachers and students",
+         ("--reported", {**REQ, "help": "paper/reported.yaml"}), TEACHER_METRICS,
+         ("--retrained", {"nargs": "+", **REQ, "help": "retrain metrics.json"}), EFFICIENCY, STEM, MAIN_VARIANT)
+    _add(sub, "ablation-table", _ablation_table, "every variant's dev metric, depth, size and speed", RESULTS,
+         EFFICIENCY, ("--variants", {**REQ, "help": "the config's variants mapping as JSON (describes each row)"}),
+         MAIN_VARIANT, STEM)
+    _add(sub, "transfer-table", _transfer_table, "cross-task transfer matrix of the searched genotypes", RESULTS, STEM)
+    _add(sub, "seed-table", _seed_table, "mean ± std over seeds of every model", TEACHER_METRICS, RESULTS,
+         MAIN_VARIANT, STEM)
+    _add(sub, "efficiency-summary", _efficiency_summary,
+         "per task: size, throughput and speedup per engine of each model", EFFICIENCY, MAIN_VARIANT, STEM)
+    _add(sub, "readme-section", _readme_section, "the README's results section from the main table and speedup figure",
+         ("--main", {**REQ, "help": "paper/tables/main.md"}), ("--figure", {**REQ, "help": "paper/figures/speedup.png"}),
+         ("--measurement", {**REQ, "help": "a measurement JSON of the run (machine and library versions)"}),
+         ("--readme", {"default": "README.md", "help": "the README the links are relative to"}), ("--out", REQ))
+    _add(sub, "readme", _readme, "replace the README's results section with the generated one",
+         ("--readme", {"default": "README.md"}), ("--section", {"default": "paper/README_results.md"}))
+    _add(sub, "figures", _figures, "searched cells, search dynamics, teacher probes, speedup and Pareto figures",
+         ("--derived", {"nargs": "+", **REQ, "help": "derive folders or their genotype.json"}),
+         ("--probes", {"nargs": "+", **REQ, "help": "probes.json files"}),
+         ("--efficiency", {"help": "efficiency.csv of the efficiency table (speedup and Pareto figures)"}),
+         ("--teachers", {"nargs": "*", "help": "teacher metrics.json (teacher points of the Pareto figure)"}),
+         ("--out", {**REQ, "help": "folder for the PNG and PDF files"}), MAIN_VARIANT)
+
+
+def _add_student_stages(sub) -> None:
+    """retrain, baseline, export, predict."""
+    _add(sub, "retrain", _retrain, "retrain the derived student with CE + KD; save it deployable", TASK, CONFIG,
+         ("--seed", {**REQ, "type": int}), ("--variant", REQ), ("--data", REQ), ("--teacher", REQ),
+         ("--probes", REQ), ("--derive", REQ), ("--out", REQ))
+    _add(sub, "baseline", _baseline, "train a baseline student (BiLSTM-SOFT or truncated teacher) with KD", TASK,
+         CONFIG, ("--kind", {**REQ, "choices": ["bilstm", "truncated"]}), ("--seed", {**REQ, "type": int}),
+         ("--data", REQ), ("--teacher", REQ), ("--out", REQ))
+    _add(sub, "export", _export, "ONNX export (fp32 + int8) of a retrained student or a teacher, checked on dev", TASK,
+         CONFIG, ("--model", {**REQ, "help": "retrained student, teacher or baseline folder"}), ("--data", REQ),
+         ("--out", REQ), ("--batch-size", {"type": int, "default": 32, "help": "dev batch size of the checks"}),
+         ("--kind", {"choices": list(EXPORT_KINDS), "help": "the model's kind (default: from the folder's files)"}))
+    _add(sub, "predict", _predict, "predict a TSV/CSV/JSONL file with a retrained student folder",
+         ("--model", {**REQ, "help": "retrained student folder"}),
+         ("--input", {**REQ, "help": "TSV, CSV or JSONL with the task's text columns (see student.json)"}),
+         ("--output", {**REQ, "help": "predictions, .jsonl or .tsv"}),
+         ("--input-format", {"choices": ["tsv", "csv", "jsonl"], "help": "default: from the extension"}),
+         ("--output-format", {"choices": ["jsonl", "tsv"], "help": "default: from the extension"}),
+         ("--batch-size", {"type": int, "default": 128}))
+
+
+def _add_measure_commands(sub) -> None:
+    """measure, efficiency-table."""
+    _add(sub, "measure", _measure, "time one model / engine / device / batch shape; write one measurement JSON",
+         ("--model-kind", {**REQ, "choices": list(MODEL_KINDS)}),
+         ("--model", {"help": "student folder, teacher folder, baseline folder (bilstm, truncated), or (bert-base) "
+                              "a local bert-base-uncased folder; omit for the BERT-base architecture with random weights"}),
+         ("--engine", {**REQ, "choices": ["torch", "onnxruntime", "onnxruntime-int8"]}),
+         ("--device", {"default": "cpu", "choices": ["cpu", "cuda"]}),
+         ("--batch", {**REQ, "type": int}), ("--seq-len", {**REQ, "type": int}),
+         ("--threads", {**REQ, "type": int}), ("--out", {**REQ, "help": "measurement JSON"}),
+         ("--num-labels", {"type": int, "default": 2, "help": "bert-base: classifier outputs"}),
+         ("--min-seconds", {"type": float, "default": 1.0}), ("--min-batches", {"type": int, "default": 3}),
+         ("--warmup", {"type": int, "default": 1}), ("--max-batches", {"type": int, "default": None}),
+         ("--peak-seconds", {"type": float, "default": 0.5, "help": "GEMM peak measurement (0 = skip)"}),
+         ("--onnx-dir", {"help": "keep the exported ONNX graphs here (default: a temporary folder)"}),
+         ("--task", {"help": "task the model belongs to (recorded)"}),
+         ("--variant", {"help": "variant (recorded)"}), ("--seed", {"type": int, "help": "seed (recorded)"}))
+    _add(sub, "efficiency-table", _efficiency_table, "compression, speedup, GFLOP/s and dev metrics of the students",
+         ("--measurements", {"nargs": "+", **REQ}),
+         ("--retrained", {"nargs": "+", **REQ, "help": "retrain metrics.json"}),
+         ("--teachers", {"nargs": "+", **REQ, "help": "teacher metrics.json"}),
+         ("--exports", {"nargs": "*", "help": "export.json of the export stage"}),
+         ("--out-md", REQ), ("--out-csv", REQ))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m adabert", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True)
-    cfg_help = "config: a YAML file (validated, defaults filled) or the inline JSON the workflow passes"
-
-    def add(name, func, help_, *args):
-        p = sub.add_parser(name, help=help_)
-        for flag, kwargs in args:
-            p.add_argument(flag, **kwargs)
-        p.set_defaults(func=func)
-        return p
-
-    req = {"required": True}
-    config = ("--config", {"required": True, "help": cfg_help})
-    task = ("--task", {**req, "help": "task name (GLUE or custom)"})
-    add("prepare", _prepare, "load, cap and tokenise one task's splits", task, config,
-        ("--out", {**req, "help": "output folder (data contract)"}))
-    add("teacher", _teacher, "fine-tune the teacher on one task", task, config,
-        ("--data", req), ("--out", req))
-    add("probes", _probes, "train one linear probe per frozen teacher layer", task, config,
-        ("--data", req), ("--teacher", req), ("--out", req))
-    add("augment", _augment, "TinyBERT-style offline augmentation of the training split (teacher-labelled)",
-        task, config, ("--data", req), ("--teacher", req), ("--probes", req), ("--out", req))
-    add("search", _search, "differentiable architecture search for one task/seed/variant", task, config,
-        ("--seed", {**req, "type": int}), ("--variant", req), ("--data", req), ("--teacher", req),
-        ("--probes", req), ("--out", req))
-    add("derive", _derive, "derive the genotype and inherited weights from a search", config,
-        ("--search", req), ("--out", req))
-    add("architecture", _architecture, "a random or transferred architecture as a derive folder (retrained from scratch)",
-        task, config, ("--kind", {**req, "choices": ["random", "transfer"]}),
-        ("--sample", {"type": int, "default": 0, "help": "random: sample index; transfer: init seed"}),
-        ("--genotype", {"help": "transfer: genotype.json searched on the source task"}),
-        ("--embeddings", {**req, "help": "derive folder of the target task (its embedding tables)"}),
-        ("--data", {**req, "help": "prepared data of the target task"}), ("--out", req))
-    add("teacher-table", _teacher_table, "table of every task's teacher and probes",
-        ("--teachers", {"nargs": "+", **req}), ("--probes", {"nargs": "+", **req}),
-        ("--out-md", req), ("--out-csv", req))
-    add("search-table", _search_table, "table of searched architectures",
-        ("--derived", {"nargs": "+", **req}), ("--out-md", req), ("--out-csv", req))
-    add("cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
-        ("--benchmarks", {"nargs": "+", **req, "help": "folders of benchmark files (<folder>/<stage>/...)"}),
-        ("--out-md", req), ("--out-csv", req))
-    add("main-table", _main_table, "the paper's reported rows next to this run's teachers and students",
-        ("--reported", {**req, "help": "paper/reported.yaml"}),
-        ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}),
-        ("--retrained", {"nargs": "+", **req, "help": "retrain metrics.json"}),
-        ("--efficiency", {**req, "help": "efficiency.csv of the efficiency table"}),
-        ("--out", {**req, "help": "output stem: writes .md, .tex and .csv"}),
-        ("--main-variant", {"default": "main", "help": "the variant reported as AdaBERT"}))
-    stem = ("--out", {**req, "help": "output stem: writes .md, .tex and .csv"})
-    main_variant = ("--main-variant", {"default": "main", "help": "the variant reported as AdaBERT"})
-    results = ("--results", {"nargs": "+", **req, "help": "retrain / baseline metrics.json"})
-    add("ablation-table", _ablation_table, "every variant's dev metric, depth, size and speed", results,
-        ("--efficiency", {**req, "help": "efficiency.csv of the efficiency table"}),
-        ("--variants", {**req, "help": "the config's variants mapping as JSON (describes each row)"}),
-        main_variant, stem)
-    add("transfer-table", _transfer_table, "cross-task transfer matrix of the searched genotypes", results, stem)
-    add("seed-table", _seed_table, "mean ± std over seeds of every model",
-        ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}), results, main_variant, stem)
-    add("efficiency-summary", _efficiency_summary, "per task: size, throughput and speedup per engine of each model",
-        ("--efficiency", {**req, "help": "efficiency.csv of the efficiency table"}), main_variant, stem)
-    add("readme-section", _readme_section, "the README's results section from the main table and speedup figure",
-        ("--main", {**req, "help": "paper/tables/main.md"}), ("--figure", {**req, "help": "paper/figures/speedup.png"}),
-        ("--measurement", {**req, "help": "a measurement JSON of the run (machine and library versions)"}),
-        ("--readme", {"default": "README.md", "help": "the README the links are relative to"}), ("--out", req))
-    add("readme", _readme, "replace the README's results section with the generated one",
-        ("--readme", {"default": "README.md"}), ("--section", {"default": "paper/README_results.md"}))
-    add("figures", _figures, "searched cells, search dynamics, teacher probes, speedup and Pareto figures",
-        ("--derived", {"nargs": "+", **req, "help": "derive folders or their genotype.json"}),
-        ("--probes", {"nargs": "+", **req, "help": "probes.json files"}),
-        ("--efficiency", {"help": "efficiency.csv of the efficiency table (speedup and Pareto figures)"}),
-        ("--teachers", {"nargs": "*", "help": "teacher metrics.json (teacher points of the Pareto figure)"}),
-        ("--out", {**req, "help": "folder for the PNG and PDF files"}),
-        ("--main-variant", {"default": "main", "help": "the variant reported as AdaBERT"}))
-    add("retrain", _retrain, "retrain the derived student with CE + KD; save it deployable", task, config,
-        ("--seed", {**req, "type": int}), ("--variant", req), ("--data", req), ("--teacher", req),
-        ("--probes", req), ("--derive", req), ("--out", req))
-    add("baseline", _baseline, "train a baseline student (BiLSTM-SOFT or truncated teacher) with KD", task, config,
-        ("--kind", {**req, "choices": ["bilstm", "truncated"]}), ("--seed", {**req, "type": int}),
-        ("--data", req), ("--teacher", req), ("--out", req))
-    add("export", _export, "ONNX export (fp32 + int8) of a retrained student or a teacher, checked on dev", task,
-        config, ("--model", {**req, "help": "retrained student, teacher or baseline folder"}), ("--data", req),
-        ("--out", req), ("--batch-size", {"type": int, "default": 32, "help": "dev batch size of the checks"}))
-    add("predict", _predict, "predict a TSV/CSV/JSONL file with a retrained student folder",
-        ("--model", {**req, "help": "retrained student folder"}),
-        ("--input", {**req, "help": "TSV, CSV or JSONL with the task's text columns (see student.json)"}),
-        ("--output", {**req, "help": "predictions, .jsonl or .tsv"}),
-        ("--input-format", {"choices": ["tsv", "csv", "jsonl"], "help": "default: from the extension"}),
-        ("--output-format", {"choices": ["jsonl", "tsv"], "help": "default: from the extension"}),
-        ("--batch-size", {"type": int, "default": 128}))
-    add("measure", _measure, "time one model / engine / device / batch shape; write one measurement JSON",
-        ("--model-kind", {**req, "choices": ["student", "teacher", "bert-base", "bilstm", "truncated"]}),
-        ("--model", {"help": "student folder, teacher folder, baseline folder (bilstm, truncated), or (bert-base) "
-                             "a local bert-base-uncased folder; omit for the BERT-base architecture with random weights"}),
-        ("--engine", {**req, "choices": ["torch", "onnxruntime", "onnxruntime-int8"]}),
-        ("--device", {"default": "cpu", "choices": ["cpu", "cuda"]}),
-        ("--batch", {**req, "type": int}), ("--seq-len", {**req, "type": int}),
-        ("--threads", {**req, "type": int}), ("--out", {**req, "help": "measurement JSON"}),
-        ("--num-labels", {"type": int, "default": 2, "help": "bert-base: classifier outputs"}),
-        ("--min-seconds", {"type": float, "default": 1.0}), ("--min-batches", {"type": int, "default": 3}),
-        ("--warmup", {"type": int, "default": 1}), ("--max-batches", {"type": int, "default": None}),
-        ("--peak-seconds", {"type": float, "default": 0.5, "help": "GEMM peak measurement (0 = skip)"}),
-        ("--onnx-dir", {"help": "keep the exported ONNX graphs here (default: a temporary folder)"}),
-        ("--task", {"help": "task the model belongs to (recorded)"}),
-        ("--variant", {"help": "variant (recorded)"}), ("--seed", {"type": int, "help": "seed (recorded)"}))
-    add("efficiency-table", _efficiency_table, "compression, speedup, GFLOP/s and dev metrics of the students",
-        ("--measurements", {"nargs": "+", **req}), ("--retrained", {"nargs": "+", **req, "help": "retrain metrics.json"}),
-        ("--teachers", {"nargs": "+", **req, "help": "teacher metrics.json"}),
-        ("--exports", {"nargs": "*", "help": "export.json of the export stage"}),
-        ("--out-md", req), ("--out-csv", req))
+    _add_search_stages(sub)
+    _add_report_commands(sub)
+    _add_student_stages(sub)
+    _add_measure_commands(sub)
     return parser
 
 

@@ -34,7 +34,9 @@ import torch.nn.functional as F
 
 from adabert import io, models
 from adabert.errors import AdabertError
-from adabert.teacher import batched_outputs, evaluate, load_meta, load_split, task_spec
+from adabert import artifacts
+from adabert.batching import PACKED_INPUTS, batched_outputs
+from adabert.teacher import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ INIT_STD = 0.02  # dense init of the authors' TF probes
 
 def load_teacher(teacher_dir: str | os.PathLike, meta: dict):
     """The fine-tuned teacher of ``teacher_dir/model``, frozen (eval mode, no grad)."""
-    folder = Path(teacher_dir) / "model"
+    folder = artifacts.teacher_model_dir(teacher_dir)
     if not (folder / "config.json").is_file():
         raise AdabertError(f"{folder}: no fine-tuned teacher here (config.json missing); run the teacher stage first")
     regression = meta["type"] == "regression"
@@ -160,13 +162,12 @@ def train_probes(cfg: dict, task: str, data_dir: str | os.PathLike, teacher_dir:
     Returns the ``probes.json`` dict.
     """
     pcfg = cfg["probes"]
-    data_dir, teacher_dir, out_dir = Path(data_dir), Path(teacher_dir), Path(out_dir)
-    meta = load_meta(data_dir)
-    spec = task_spec(cfg, task, meta, data_dir)
-    regression = meta["type"] == "regression"
-    num_labels = int(meta["num_labels"])
-    splits = ["train", *meta["eval_splits"]]
-    data = {s: load_split(data_dir, s, meta) for s in splits}
+    teacher_dir = Path(teacher_dir)
+    folder = artifacts.read_data(data_dir)
+    spec = folder.check_task(cfg, task)
+    meta, regression, num_labels = folder.meta, folder.regression, folder.num_labels
+    splits = ["train", *folder.eval_splits]
+    data = {s: folder.split(s, PACKED_INPUTS) for s in splits}
 
     io.set_seed(int(pcfg["seed"]))
     device = io.device()
@@ -211,12 +212,7 @@ def train_probes(cfg: dict, task: str, data_dir: str | os.PathLike, teacher_dir:
         "feature_time_s": round(t_features, 3),
         "time_s": round(time.perf_counter() - t0, 3),
     }
-    with io.atomic_dir(out_dir) as tmp:
-        io.save_tensors(tmp / "probes.safetensors", {"weight": weight, "bias": bias},
-                        metadata={"task": task, "num_layers": str(num_layers)})
-        io.save_tensors(tmp / "probe_logits.safetensors", logits, metadata={"task": task, "splits": ",".join(splits)})
-        io.write_json(tmp / "probes.json", result)
-        io.write_json(tmp / "config.json", cfg)
+    artifacts.write_probes(out_dir, weight=weight, bias=bias, logits=logits, result=result, cfg=cfg)
     log.info("probes %s: %s per layer = %s", task, spec.main_metric,
              ", ".join(f"{entry['main_value']:.1f}" for entry in layers))
     return result

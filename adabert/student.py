@@ -23,7 +23,7 @@ from adabert import io
 from adabert.errors import AdabertError
 from adabert.nas.cell import FixedCell
 from adabert.nas.genotype import Genotype
-from adabert.nas.ops import masked_mean
+from adabert.nas.ops import masked_mean, token_embeddings
 
 GENOTYPE_FILE = "genotype.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -91,11 +91,7 @@ class Student(nn.Module):
         self.classifier = nn.Linear(width, num_labels)
 
     def embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        length = ids.shape[1]
-        if length > self.max_positions:
-            raise ValueError(f"sequence length {length} exceeds max_positions {self.max_positions}")
-        positions = torch.arange(length, device=ids.device)
-        h = self.word_embeddings(ids) + self.position_embeddings(positions)[None]
+        h = token_embeddings(self.word_embeddings, self.position_embeddings, self.max_positions, ids)
         return self.dropout(self.layer_norm(h)).transpose(1, 2) * mask
 
     def forward(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from adabert.errors import AdabertError
+from adabert.textfiles import TABLE_FORMATS, distinct_labels
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -26,7 +27,7 @@ CLASSIFICATION_METRICS = ("accuracy", "f1", "mcc")
 REGRESSION_METRICS = ("pearson", "spearman")
 ALL_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
 
-CUSTOM_FORMATS = ("tsv", "csv", "jsonl")
+CUSTOM_FORMATS = TABLE_FORMATS  # the file formats of a custom task
 
 
 @dataclass(frozen=True)
@@ -218,8 +219,6 @@ def custom_task(name: str, entry: Mapping[str, Any]) -> TaskSpec:
     elif labels:
         label_names = tuple(str(x) for x in labels)
     else:
-        from adabert.data import distinct_labels  # lazy: data imports this module
-
         label_names = tuple(sorted(distinct_labels(train, fmt_train, str(entry["label_column"]), name)))
         if len(label_names) < 2:
             raise AdabertError(

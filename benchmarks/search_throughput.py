@@ -1,8 +1,8 @@
 """Search-step throughput: single-path (GDAS-style) vs mixed (authors' code) execution of the supernet.
 
 One step = Gumbel samples of ops and depth, forward, the full search loss (CE + probe/final KD + L_E),
-backward, gradient clipping, SGD step on the weights and Adam step on the alphas -- exactly the
-search loop's work on one batch (adabert/nas/search.py). Inputs are random token batches without
+backward, gradient clipping, SGD step on the weights and Adam step on the alphas: the search loop's own
+step function (adabert.nas.search.search_step) on one batch. Inputs are random token batches without
 padding (every sentence uses the full sequence length), the real BERT vocabulary size (30522) and a
 MiniLM-sized teacher embedding (384), so the embedding-table work is realistic.
 
@@ -31,20 +31,15 @@ from torch.utils import benchmark
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.nas.costs import cost_vector, op_costs  # noqa: E402
-from adabert.nas.losses import search_loss  # noqa: E402
 from adabert.nas.ops import OP_NAMES  # noqa: E402
+from adabert.nas.search import Optimisers, search_step  # noqa: E402
 from adabert.nas.supernet import SuperNet  # noqa: E402
 
+from adabert.config import resolve  # noqa: E402
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+DEFAULTS = resolve({})  # the shipped search and loss settings: the benchmark times the real step
 
 
 def make_step(args, execution: str, device: torch.device):
@@ -54,29 +49,20 @@ def make_step(args, execution: str, device: torch.device):
         ops=OP_NAMES,
     ).to(device)
     costs = cost_vector(op_costs(OP_NAMES, args.width, args.seq_len), OP_NAMES).to(device)
-    w_opt = torch.optim.SGD(net.weight_parameters(), lr=2e-2, momentum=0.9, weight_decay=3e-4)
-    a_opt = torch.optim.Adam(net.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
+    opt = Optimisers.create(net, DEFAULTS["search"])
     b, length = args.batch_size, args.seq_len
-    ids_a = torch.randint(1000, args.vocab_size, (b, length), device=device)
-    ids_b = torch.randint(1000, args.vocab_size, (b, length), device=device)
     mask = torch.ones(b, length, dtype=torch.long, device=device)
-    labels = torch.randint(0, 2, (b,), device=device)
-    teacher = torch.randn(b, 2, device=device)
-    probes = torch.randn(b, args.teacher_layers + 1, 2, device=device)
+    batch = {
+        "a_input_ids": torch.randint(1000, args.vocab_size, (b, length), device=device), "a_attention_mask": mask,
+        "b_input_ids": torch.randint(1000, args.vocab_size, (b, length), device=device), "b_attention_mask": mask,
+        "labels": torch.randint(0, 2, (b,), device=device), "teacher_logits": torch.randn(b, 2, device=device),
+        "teacher_probe_logits": torch.randn(b, args.teacher_layers + 1, 2, device=device),
+    }
     depths: list[int] = []
 
     def step() -> None:
-        op_w, depth_w = net.sample_arch(tau=1.0)
-        out = net(ids_a, mask, ids_b, mask, op_w, depth_w, execution)
-        depths.append(out.computed_depth if execution == "single_path" else int(depth_w.argmax()) + 1)
-        loss = search_loss(out, labels, teacher, probes, costs)["loss"]
-        w_opt.zero_grad(set_to_none=True)
-        a_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.weight_parameters(), 5.0)
-        torch.nn.utils.clip_grad_norm_(net.arch_parameters(), 5.0)
-        w_opt.step()
-        a_opt.step()
+        values = search_step(net, batch, 1.0, costs, DEFAULTS["loss"], opt, execution)
+        depths.append(int(values["sampled_depth"]))
         if device.type == "cuda":
             torch.cuda.synchronize()
 

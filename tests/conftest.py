@@ -91,6 +91,38 @@ def mrpc_searched(mrpc_small, tmp_path_factory) -> dict:
 
 
 @pytest.fixture
+def torch_one_thread():
+    """One torch thread for the test: on tiny tensors intra-op threads only add overhead (and stall on a
+    shared 2-core machine). Modules of such tests use it with ``pytest.mark.usefixtures``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def check_predictions(out: Path, data_dir: Path, task: str, expected: dict) -> None:
+    """``out/predictions_dev.jsonl`` holds the rows of ``data_dir/dev.jsonl`` in order, with their labels and
+    predictions named, and every metric of ``expected`` recomputes from its logits."""
+    import json
+
+    import torch
+
+    from adabert import metrics, tasks
+
+    rows = [json.loads(line) for line in (out / "predictions_dev.jsonl").read_text().splitlines()]
+    data_rows = [json.loads(line) for line in (data_dir / "dev.jsonl").read_text().splitlines()]
+    assert [r["idx"] for r in rows] == [r["idx"] for r in data_rows]
+    spec = tasks.get_task(task)
+    logits = torch.tensor([r["logits"] for r in rows])
+    labels = torch.tensor([r["label_index"] for r in rows])
+    assert metrics.compute(spec, logits, labels) == pytest.approx(expected)
+    assert [r["label"] for r in rows] == [spec.label_names[r["label"]] for r in data_rows]
+    assert all(r["prediction"] == spec.label_names[r["prediction_index"]] for r in rows)
+
+
+@pytest.fixture
 def restore_threads():
     """Export and measurement code set torch's threads and OMP/MKL variables; give them back afterwards."""
     import torch

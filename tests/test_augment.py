@@ -166,19 +166,16 @@ def test_same_seed_same_files_other_seed_differs(augmented):
 
 
 def test_search_and_retrain_loaders_read_the_output(augmented, mrpc_small):
-    from adabert.nas.search import load_split
-    from adabert.retrain import load_student_split
-    from adabert.teacher import load_meta
-    from adabert.teacher import load_split as teacher_split
+    from adabert.artifacts import distillation_set, read_data
+    from adabert.batching import PACKED_INPUTS, STUDENT_INPUTS
 
-    data = augmented["out"] / "data"
+    out = augmented["out"]
     n = augmented["summaries"]["a"]["n_total"]
-    meta = load_meta(data)
-    assert load_split(data, "train")["labels"].shape[0] == n
-    assert load_student_split(data, "train", regression=False)["a_input_ids"].shape[0] == n
-    assert teacher_split(data, "train", meta)["input_ids"].shape[0] == n  # checks meta splits.train.n
-    assert load_student_split(data, meta["main_split"], regression=False)["labels"].shape[0] == \
-        meta["splits"][meta["main_split"]]["n"]
+    data = read_data(out / "data")
+    train = distillation_set(data, out / "teacher", out / "probes", STUDENT_INPUTS)  # checks every row count
+    assert train["a_input_ids"].shape[0] == train["teacher_probe_logits"].shape[0] == n
+    assert data.split("train", PACKED_INPUTS)["input_ids"].shape[0] == n  # checks meta splits.train.n
+    assert data.split(data.main_split, STUDENT_INPUTS)["labels"].shape[0] == data.provenance[data.main_split]["n"]
 
 
 def test_tiny_search_derive_retrain_on_augmented_data(augmented, mrpc_small, tmp_path):

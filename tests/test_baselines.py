@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from adabert import config, io, metrics, tasks
+from adabert import config, io
 from adabert.baselines import run_baseline
 from adabert.baselines.train import TIME_KEYS
 from adabert.cli import main
 from adabert.errors import AdabertError
+
+from conftest import check_predictions
 
 RETRAIN_KEYS = ("task", "variant", "seed", "eval", "main_split", "main_metric", "main_value", "best_epoch", "history",
                 "params", "params_without_embeddings", "n_train", "n_eval", "train_time_s", "train_examples_per_s",
@@ -53,10 +55,6 @@ def truncated(mrpc_small, tmp_path_factory) -> tuple[Path, dict]:
     return out, _run(mrpc_small, "truncated", out)
 
 
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def _check_metrics(out: Path, summary: dict, kind: str, data_dir: Path, epochs: int) -> dict:
     m = io.read_json(out / "metrics.json")
     assert m == json.loads(io.dumps(summary))
@@ -68,15 +66,7 @@ def _check_metrics(out: Path, summary: dict, kind: str, data_dir: Path, epochs: 
     assert m["params"] > m["params_without_embeddings"] > 0 and m["train_time_s"] > 0
     assert m["total_time_s"] >= m["train_time_s"] and m["threads"] == 1 and m["device"] in ("cpu", "cuda")
     # every metric recomputes from the predictions file, whose rows are those of the data folder
-    rows = _rows(out / "predictions_dev.jsonl")
-    data_rows = _rows(data_dir / "dev.jsonl")
-    assert [r["idx"] for r in rows] == [r["idx"] for r in data_rows]
-    spec = tasks.get_task("MRPC")
-    logits = torch.tensor([r["logits"] for r in rows])
-    labels = torch.tensor([r["label_index"] for r in rows])
-    assert metrics.compute(spec, logits, labels) == pytest.approx(m["eval"]["dev"])
-    assert [r["label"] for r in rows] == [spec.label_names[r["label"]] for r in data_rows]
-    assert all(r["prediction"] == spec.label_names[r["prediction_index"]] for r in rows)
+    check_predictions(out, data_dir, "MRPC", m["eval"]["dev"])
     assert io.read_json(out / "config.json")["baselines"][kind]["epochs"] == epochs
     return m
 
@@ -158,7 +148,7 @@ def test_same_seed_same_metrics(bilstm, truncated, mrpc_small, tmp_path):
 
 
 def test_bilstm_export_and_measure(bilstm, mrpc_small, tmp_path, restore_threads):
-    from adabert.deploy import run_export
+    from adabert.export import run_export
     from adabert.measure import validate_measurement
 
     out, summary = bilstm
@@ -184,7 +174,8 @@ def test_bilstm_export_and_measure(bilstm, mrpc_small, tmp_path, restore_threads
 
 
 def test_truncated_export_and_measure(truncated, mrpc_small, tmp_path, restore_threads):
-    from adabert.deploy import measure_model, run_export
+    from adabert.export import run_export
+    from adabert.measure import measure_model
 
     out, summary = truncated
     export = run_export({"measure": {"threads": 1}}, "MRPC", out, mrpc_small["data_dir"], tmp_path / "export")

@@ -151,34 +151,43 @@ def _lines(path: Path) -> list[bytes]:
     return path.read_bytes().split(b"\n")
 
 
-def test_malformed_label_names_file_and_line(glue_dir, tmp_path):
-    root = copy_task(glue_dir, tmp_path, "RTE")
-    path = root / "RTE" / "dev.tsv"
+def edit_line(glue_dir: Path, tmp_path: Path, task: str, split: str, index: int,
+              edit) -> tuple[Path, Path, list[bytes]]:
+    """A copy of ``task`` whose ``split`` file has line ``index`` (0 = header) replaced by ``edit(line)``:
+    the copy's root, the edited file and its lines."""
+    root = copy_task(glue_dir, tmp_path, task)
+    path = root / task / f"{split}.tsv"
     lines = _lines(path)
-    fields = lines[4].split(b"\t")
-    lines[4] = b"\t".join(fields[:-1] + [b"maybe"])
+    lines[index] = edit(lines[index])
     path.write_bytes(b"\n".join(lines))
+    return root, path, lines
+
+
+def last_field(value: bytes):
+    """An ``edit_line`` edit: the line with its last field replaced by ``value``."""
+    return lambda line: b"\t".join(line.split(b"\t")[:-1] + [value])
+
+
+def load_error(root: Path, task: str) -> str:
     with pytest.raises(AdabertError) as err:
-        load_splits(cfg_for(root), "RTE")
-    assert f"{path}:5:" in str(err.value) and "'maybe'" in str(err.value)
+        load_splits(cfg_for(root), task)
+    return str(err.value)
+
+
+def test_malformed_label_names_file_and_line(glue_dir, tmp_path):
+    root, path, _ = edit_line(glue_dir, tmp_path, "RTE", "dev", 4, last_field(b"maybe"))
+    message = load_error(root, "RTE")
+    assert f"{path}:5:" in message and "'maybe'" in message
 
 
 def test_non_numeric_stsb_score(glue_dir, tmp_path):
-    root = copy_task(glue_dir, tmp_path, "STS-B")
-    path = root / "STS-B" / "train.tsv"
-    lines = _lines(path)
-    lines[2] = b"\t".join(lines[2].split(b"\t")[:-1] + [b"high"])
-    path.write_bytes(b"\n".join(lines))
+    root, path, _ = edit_line(glue_dir, tmp_path, "STS-B", "train", 2, last_field(b"high"))
     with pytest.raises(AdabertError, match=rf"{path}:3: score 'high' is not a number"):
         load_splits(cfg_for(root), "STS-B")
 
 
 def test_wrong_field_count_rows_skipped_but_not_too_many(glue_dir, tmp_path):
-    root = copy_task(glue_dir, tmp_path, "RTE")
-    path = root / "RTE" / "train.tsv"
-    lines = _lines(path)
-    lines[10] = lines[10] + b"\textra"
-    path.write_bytes(b"\n".join(lines))
+    root, path, lines = edit_line(glue_dir, tmp_path, "RTE", "train", 10, lambda line: line + b"\textra")
     _, _, prov = load_splits(cfg_for(root, max_train_examples=None), "RTE")
     assert prov["splits"]["train"]["skipped"] == 1 and prov["splits"]["train"]["skipped_lines"] == [11]
     assert prov["splits"]["train"]["n"] == 2489
@@ -195,20 +204,14 @@ def test_truncated_tsv(glue_dir, tmp_path):
     raw = path.read_bytes().rstrip(b"\n")
     cut = raw.rfind(b"\t") - 5  # inside sentence2 of the last row: label column lost
     path.write_bytes(raw[:cut])
-    with pytest.raises(AdabertError) as err:
-        load_splits(cfg_for(root), "RTE")
-    assert f"{path}:278:" in str(err.value) and "truncated" in str(err.value)
+    message = load_error(root, "RTE")
+    assert f"{path}:278:" in message and "truncated" in message
 
 
 def test_non_utf8_bytes(glue_dir, tmp_path):
-    root = copy_task(glue_dir, tmp_path, "RTE")
-    path = root / "RTE" / "train.tsv"
-    lines = _lines(path)
-    lines[9] = lines[9].replace(b" ", b" \xff", 1)
-    path.write_bytes(b"\n".join(lines))
-    with pytest.raises(AdabertError) as err:
-        load_splits(cfg_for(root), "RTE")
-    assert f"{path}:10:" in str(err.value) and "UTF-8" in str(err.value)
+    root, path, _ = edit_line(glue_dir, tmp_path, "RTE", "train", 9, lambda line: line.replace(b" ", b" \xff", 1))
+    message = load_error(root, "RTE")
+    assert f"{path}:10:" in message and "UTF-8" in message
 
 
 def test_empty_split_after_filtering(glue_dir, tmp_path):

@@ -17,8 +17,11 @@ import torch
 
 from adabert import config, io
 from adabert.cli import main
-from adabert.deploy import measure_model, predict_file, run_export
-from adabert.measure import validate_measurement
+from adabert.errors import AdabertError
+from adabert.export import run_export
+from adabert.kinds import KINDS, MODEL_KINDS, export_kind, kind_of_folder
+from adabert.measure import measure_model, model_under_test, validate_measurement
+from adabert.predict import predict_file
 from adabert.retrain import run_retrain
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,6 +193,53 @@ def test_teacher_export(student, tmp_path):
     assert summary["max_abs_diff_fp32"] <= 1e-4
     teacher = io.read_json(Path(student["teacher_dir"]) / "metrics.json")
     assert summary["main"]["torch"] == pytest.approx(teacher["eval"]["dev"]["f1"], abs=1e-6)
+
+
+
+# ---------------------------------------------------------------------------------------------- model kinds
+
+
+def test_kind_of_a_folder_from_its_files(tmp_path):
+    def folder(name: str, files: dict[str, str]) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        for file, text in files.items():
+            (path / file).write_text(text)
+        return path
+
+    assert kind_of_folder(folder("s", {"student.json": "{}", "genotype.json": "{}"})).name == "student"
+    assert kind_of_folder(folder("d", {"genotype.json": "{}"})).name == "student"  # the loader names what is missing
+    assert kind_of_folder(folder("b", {"bilstm.json": "{}", "metrics.json": '{"kind": "bilstm"}'})).name == "bilstm"
+    assert kind_of_folder(folder("b2", {"bilstm.json": "{}", "genotype.json": "{}"})).name == "bilstm"  # baselines first
+    assert kind_of_folder(folder("k", {"metrics.json": '{"kind": "truncated"}'})).name == "truncated"
+    assert kind_of_folder(folder("t", {"metrics.json": '{"model": "bert"}'})).name == "teacher"
+    assert kind_of_folder(folder("e", {})).name == "teacher"
+    assert export_kind("teacher", tmp_path / "k").name == "teacher"  # --kind wins over the files
+    with pytest.raises(AdabertError, match="model kind 'bert-base' is not exported"):
+        export_kind("bert-base", tmp_path / "e")
+    with pytest.raises(AdabertError, match="model kind must be one of"):
+        export_kind("distilbert", tmp_path / "e")
+
+
+def test_every_kind_needs_its_folder_but_bert_base():
+    assert MODEL_KINDS == ("student", "teacher", "bert-base", "bilstm", "truncated")
+    for name, kind in KINDS.items():
+        assert kind.layout.input_names == (("a_ids", "a_mask", "b_ids", "b_mask") if name in ("student", "bilstm")
+                                           else ("input_ids", "attention_mask", "token_type_ids"))
+        if name == "bert-base":
+            assert kind.folder is None and not kind.exportable
+            continue
+        with pytest.raises(AdabertError, match=f"^--model is required for a {name}"):
+            model_under_test(name, None)
+
+
+
+def test_export_cli_kind_argument(student, tmp_path, capsys):
+    """``--kind`` overrides what the folder's files say: a student folder exported as a BiLSTM has no bilstm.json."""
+    argv = ["export", "--task", "MRPC", "--config", json.dumps({"measure": {"threads": 1}}), "--model",
+            str(student["dir"]), "--data", str(student["data_dir"]), "--out", str(tmp_path / "x"), "--kind", "bilstm"]
+    assert _error(argv, capsys) == f"error: {student['dir'] / 'bilstm.json'}: file not found"
+    assert not (tmp_path / "x").exists()
 
 
 # ---------------------------------------------------------------------------------------------- measure

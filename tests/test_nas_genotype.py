@@ -12,13 +12,7 @@ from adabert.nas.genotype import Genotype, cell_edges, derive_genotype, edge_ind
 from adabert.nas.ops import OP_NAMES
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead (and stall on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 OPS = list(OP_NAMES)

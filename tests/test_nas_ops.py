@@ -9,13 +9,7 @@ from adabert.nas.costs import cost_vector, op_costs
 from adabert.nas.ops import OP_NAMES, OPS, AvgPoolBN, MaxPoolBN, masked_mean
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead (and stall on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 WIDTH, LENGTH = 8, 12

@@ -10,7 +10,9 @@ import torch
 
 from adabert import config, io, metrics, tasks
 from adabert.nas.derive import load_supernet, run_derive
-from adabert.nas.search import load_split, predict, run_search, subsample_indices
+from adabert.artifacts import read_data
+from adabert.batching import STUDENT_INPUTS
+from adabert.nas.search import predict, run_search, subsample_indices
 from adabert.student import Student
 
 
@@ -66,7 +68,7 @@ def test_derived_student_reproduces_the_best_epoch_dev_metric(searched, mrpc_sma
         assert (derive_dir / name).is_file(), name
     student = Student.from_folder(derive_dir).eval()
     assert student.genotype.to_dict() == searched["summary"]["best_genotype"]
-    dev = load_split(mrpc_small["data_dir"], "dev")
+    dev = read_data(mrpc_small["data_dir"]).split("dev", STUDENT_INPUTS)
     with torch.no_grad():
         logits = student(dev["a_input_ids"], dev["a_attention_mask"], dev["b_input_ids"], dev["b_attention_mask"])
     net = load_supernet(searched["root"] / "search" / "supernet.safetensors")

@@ -12,13 +12,7 @@ from adabert.nas.supernet import SuperNet, argmax_onehot, sample
 from adabert.student import Student
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: intra-op threads only add overhead (and stall on a shared 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 VOCAB, POSITIONS, TEACHER_DIM, WIDTH, K_MAX = 50, 16, 12, 8, 3

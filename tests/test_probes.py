@@ -9,13 +9,14 @@ import torch
 
 from adabert import io
 from adabert.probes import fit_probes, layer_features, probe_logits
-from adabert.teacher import load_meta, load_split
+from adabert.artifacts import read_data
+from adabert.batching import PACKED_INPUTS
 
 MINILM_LAYERS = 6
 
 
 def test_probe_files_and_shapes(mrpc_small):
-    probes_dir, meta = mrpc_small["probes_dir"], load_meta(mrpc_small["data_dir"])
+    probes_dir, meta = mrpc_small["probes_dir"], read_data(mrpc_small["data_dir"]).meta
     params = io.load_tensors(probes_dir / "probes.safetensors")
     assert tuple(params["weight"].shape) == (MINILM_LAYERS + 1, 2, 384)
     assert tuple(params["bias"].shape) == (MINILM_LAYERS + 1, 2)
@@ -39,11 +40,10 @@ def test_probe_logits_reproduce_from_saved_probes(mrpc_small):
     """Recompute the features independently (full padding, plain loops) and apply the saved probes."""
     from transformers import AutoModelForSequenceClassification
 
-    meta = load_meta(mrpc_small["data_dir"])
     model = AutoModelForSequenceClassification.from_pretrained(mrpc_small["teacher_dir"] / "model").eval()
     params = io.load_tensors(mrpc_small["probes_dir"] / "probes.safetensors")
     saved = io.load_tensors(mrpc_small["probes_dir"] / "probe_logits.safetensors")["dev"]
-    dev = load_split(mrpc_small["data_dir"], "dev", meta)
+    dev = read_data(mrpc_small["data_dir"]).split("dev", PACKED_INPUTS)
     rows = slice(0, 16)
     with torch.no_grad():
         hidden = model(input_ids=dev["input_ids"][rows], attention_mask=dev["attention_mask"][rows],

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from adabert import config, io, metrics, tasks
+from adabert import config, io
 from adabert.errors import AdabertError
-from adabert.retrain import predict_logits, retrain_loss, run_retrain
+from adabert.distill import Objective, kd_loss
+from adabert.retrain import predict_logits, run_retrain
 from adabert.student import Student
+
+from conftest import check_predictions
 
 FILES = ("model.safetensors", "genotype.json", "student.json", "metrics.json", "predictions_dev.jsonl",
          "config.json", "tokenizer_config.json")
@@ -64,15 +67,7 @@ def test_retrain_writes_every_file_and_metrics_recompute(retrained, derived, mrp
     assert m["params"] > m["params_without_embeddings"] > 0
     assert m["train_time_s"] > 0 and m["epochs"] == 2 and m["kd"] == "final" and m["init"] == "inherit"
     # every metric recomputes from the predictions file
-    rows = _rows(out / "predictions_dev.jsonl")
-    data_rows = _rows(Path(mrpc_small["data_dir"]) / "dev.jsonl")
-    assert [r["idx"] for r in rows] == [r["idx"] for r in data_rows]
-    spec = tasks.get_task("MRPC")
-    logits = torch.tensor([r["logits"] for r in rows])
-    labels = torch.tensor([r["label_index"] for r in rows])
-    assert metrics.compute(spec, logits, labels) == pytest.approx(m["eval"]["dev"])
-    assert [r["label"] for r in rows] == [spec.label_names[r["label"]] for r in data_rows]
-    assert all(r["prediction"] == spec.label_names[r["prediction_index"]] for r in rows)
+    check_predictions(out, Path(mrpc_small["data_dir"]), "MRPC", m["eval"]["dev"])
     # the folder says what deployment needs
     meta = io.read_json(out / "student.json")
     assert meta["task"]["text_columns"] == ["#1 String", "#2 String"]
@@ -120,14 +115,15 @@ def test_probe_kd_scratch_and_ce_only(mrpc_small, derived, tmp_path, one_thread)
 def test_retrain_loss_weights():
     logits = torch.tensor([[1.0, -1.0], [0.5, 0.2]])
     labels = torch.tensor([0, 1])
-    same = retrain_loss(logits, labels, logits.clone(), gamma=0.8, temperature=1.0, kd="final")
+    objective = Objective(labels, regression=False, temperature=1.0)
+    same = kd_loss(objective, logits, kd="final", gamma=0.8, teacher_logits=logits.clone())
     assert float(same["kd"]) == pytest.approx(0.0, abs=1e-7)
     assert float(same["loss"]) == pytest.approx(0.2 * float(same["ce"]))
-    none = retrain_loss(logits, labels, None, gamma=0.8, temperature=1.0, kd="none")
+    none = kd_loss(objective, logits, kd="none", gamma=0.8)
     assert float(none["loss"]) == float(none["ce"])
     scores = torch.tensor([[0.5], [2.0]])
-    reg = retrain_loss(scores, torch.tensor([1.0, 2.0]), torch.tensor([[0.5], [1.0]]), gamma=0.5, temperature=1.0,
-                       kd="final")
+    reg = kd_loss(Objective(torch.tensor([1.0, 2.0]), regression=True, temperature=1.0), scores, kd="final",
+                  gamma=0.5, teacher_logits=torch.tensor([[0.5], [1.0]]))
     assert float(reg["ce"]) == pytest.approx(0.125) and float(reg["kd"]) == pytest.approx(0.5)
 
 

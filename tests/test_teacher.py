@@ -11,7 +11,10 @@ import torch
 from adabert import config as config_mod
 from adabert import io
 from adabert.errors import AdabertError
-from adabert.teacher import epoch_steps, load_meta, load_split, train_teacher, trim_batch
+from adabert.artifacts import read_data
+from adabert.batching import PACKED_INPUTS, trim
+from adabert.teacher import train_teacher
+from adabert.training import epoch_steps
 from conftest import small_config
 
 
@@ -40,14 +43,14 @@ def test_epoch_steps_fractional_last_epoch():
 def test_trim_batch_cuts_unused_padding_only():
     mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]])
     batch = {"input_ids": mask * 7, "attention_mask": mask, "token_type_ids": mask * 0, "labels": torch.tensor([0, 1])}
-    out = trim_batch(batch)
+    out = trim(batch)
     assert out["input_ids"].shape == (2, 3) and out["attention_mask"].shape == (2, 3)
     assert torch.equal(out["attention_mask"], mask[:, :3]) and torch.equal(out["labels"], batch["labels"])
 
 
 def test_teacher_writes_contract(mrpc_small):
     teacher_dir, data_dir = mrpc_small["teacher_dir"], mrpc_small["data_dir"]
-    meta = load_meta(data_dir)
+    meta = read_data(data_dir).meta
     for name in ("logits.safetensors", "metrics.json", "config.json", "model/config.json", "model/model.safetensors"):
         assert (teacher_dir / name).is_file(), name
     assert (teacher_dir / "model" / "tokenizer.json").is_file() or (teacher_dir / "model" / "vocab.txt").is_file()
@@ -74,10 +77,9 @@ def test_saved_model_reproduces_dev_logits(mrpc_small):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     teacher_dir, data_dir = mrpc_small["teacher_dir"], mrpc_small["data_dir"]
-    meta = load_meta(data_dir)
     model = AutoModelForSequenceClassification.from_pretrained(teacher_dir / "model").eval()
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir / "model")
-    dev = load_split(data_dir, "dev", meta)
+    dev = read_data(data_dir).split("dev", PACKED_INPUTS)
     assert int(dev["input_ids"][0, 0]) == tokenizer.cls_token_id
     with torch.no_grad():  # full padding, one batch: independent of the stage's dynamic padding/sorting
         logits = model(input_ids=dev["input_ids"], attention_mask=dev["attention_mask"],
@@ -97,7 +99,7 @@ def test_training_is_deterministic(mrpc_small, tmp_path):
 
 
 def test_regression_teacher(stsb_small):
-    meta = load_meta(stsb_small["data_dir"])
+    meta = read_data(stsb_small["data_dir"]).meta
     assert meta["type"] == "regression"
     logits = io.load_tensors(stsb_small["teacher_dir"] / "logits.safetensors")
     for split in ("train", *meta["eval_splits"]):

@@ -29,15 +29,20 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adabert import io
+from adabert import artifacts, io
 from adabert.baselines import train as train_mod
+from adabert.batching import STUDENT_INPUTS, trim
+from adabert.distill import Objective, kd_loss
+from adabert.measure.reference import load_teacher
+from adabert.measure.size import count_params
+from adabert.models import load_tokenizer
+from adabert.retrain import predict_logits
 from adabert.errors import AdabertError
 
 log = logging.getLogger(__name__)
@@ -141,34 +146,13 @@ class BiLSTMSoft(nn.Module):
 
 def bilstm_loss(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor, gamma: float) -> dict[str, torch.Tensor]:
     """Tang et al.: ``loss`` = (1 - gamma) CE + gamma MSE(logits, teacher logits) (regression: MSE to gold)."""
-    if logits.shape[-1] == 1:
-        ce = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
-    else:
-        ce = F.cross_entropy(logits, labels)
-    kd = F.mse_loss(logits, teacher_logits.to(logits.dtype))
-    return {"loss": (1.0 - gamma) * ce + gamma * kd, "ce": ce, "kd": kd}
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, split: dict[str, torch.Tensor], batch_size: int) -> torch.Tensor:
-    """Logits [N, C] (CPU, row order) in eval mode, batches trimmed to their longest sentence."""
-    from adabert.retrain import STUDENT_KEYS, trim
-
-    was_training = model.training
-    model.eval()
-    dev = model.classifier.weight.device
-    out = []
-    for start in range(0, split["a_input_ids"].shape[0], batch_size):
-        b = trim({k: split[k][start:start + batch_size].to(dev) for k in STUDENT_KEYS})
-        out.append(model(b["a_input_ids"], b["a_attention_mask"], b["b_input_ids"], b["b_attention_mask"]).float().cpu())
-    model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, model.classifier.out_features)
+    parts = kd_loss(Objective(labels, logits.shape[-1] == 1, 1.0), logits, kd="mse_logits", gamma=gamma,
+                    teacher_logits=teacher_logits)
+    return {k: parts[k] for k in ("loss", "ce", "kd")}
 
 
 # -- folder -------------------------------------------------------------------------------------------
 def metadata(model: BiLSTMSoft, spec, meta: dict, dropout: float, teacher_dir: Path) -> dict:
-    from adabert.retrain import ENCODING_NOTE, task_metadata
-
     return {
         "format": FORMAT,
         "schema_version": METADATA_VERSION,
@@ -180,15 +164,11 @@ def metadata(model: BiLSTMSoft, spec, meta: dict, dropout: float, teacher_dir: P
         "pair": bool(model.pair),
         "dropout": float(dropout),
         "inputs": ["a_ids", "a_mask", "b_ids", "b_mask"],
-        "encoding": ENCODING_NOTE,
+        "encoding": artifacts.ENCODING_NOTE,
         "embeddings_from": str(teacher_dir / "model"),
         "tokenizer_source": meta.get("tokenizer"),
-        "task": task_metadata(spec, meta),
+        "task": artifacts.task_metadata(spec, meta),
     }
-
-
-def is_folder(folder: str | os.PathLike) -> bool:
-    return (Path(folder) / METADATA_FILE).is_file()
 
 
 def load_folder(folder: str | os.PathLike) -> tuple[BiLSTMSoft, dict]:
@@ -215,8 +195,6 @@ def load_folder(folder: str | os.PathLike) -> tuple[BiLSTMSoft, dict]:
 
 # -- the stage ----------------------------------------------------------------------------------------
 def teacher_word_embeddings(teacher_dir: Path) -> torch.Tensor:
-    from adabert.measure.reference import load_teacher
-
     teacher = load_teacher(teacher_dir).module
     weight = teacher.get_input_embeddings().weight.detach().clone()
     del teacher
@@ -226,57 +204,32 @@ def teacher_word_embeddings(teacher_dir: Path) -> torch.Tensor:
 def run_bilstm(cfg: dict, task: str, seed: int, data_dir: str | os.PathLike, teacher_dir: str | os.PathLike,
                out_dir: str | os.PathLike) -> dict:
     """Train BiLSTM-SOFT on one task / seed (settings: ``baselines.bilstm``, ``loss.gamma``); returns metrics."""
-    from adabert.measure.size import count_params
-    from adabert.models import load_tokenizer
-    from adabert.retrain import load_student_split, trim
+    bcfg, lcfg, start_time = train_mod.start(cfg, KIND, seed)
+    teacher_dir, gamma = Path(teacher_dir), float(lcfg["gamma"])
 
-    data_dir, teacher_dir, out_dir = Path(data_dir), Path(teacher_dir), Path(out_dir)
-    start_time = time.perf_counter()
-    bcfg, lcfg = train_mod.settings(cfg, KIND)
-    gamma = float(lcfg["gamma"])
-    io.set_seed(int(seed))
-
-    data = train_mod.task_data(data_dir)
-    train = load_student_split(data_dir, "train", data.regression)
-    evals = {s: load_student_split(data_dir, s, data.regression) for s in data.eval_splits}
-    n_train = int(train["labels"].shape[0])
-    train["teacher_logits"] = train_mod.teacher_train_logits(teacher_dir, n_train, data.num_labels)
-
+    data = artifacts.read_data(data_dir)
+    train = artifacts.distillation_set(data, teacher_dir, None, STUDENT_INPUTS)
+    evals = {s: data.split(s, STUDENT_INPUTS) for s in data.eval_splits}
     embeddings = teacher_word_embeddings(teacher_dir)
-    tokenizer = load_tokenizer(str(teacher_dir / "model"))
+    tokenizer = load_tokenizer(str(artifacts.teacher_model_dir(teacher_dir)))
     max_id = max(int(t[k].max()) for t in (train, *evals.values()) for k in ("a_input_ids", "b_input_ids"))
     if max_id >= embeddings.shape[0]:
-        raise AdabertError(f"{data_dir}: token id {max_id} beyond the teacher's vocabulary of {embeddings.shape[0]}")
+        raise AdabertError(f"{data.path}: token id {max_id} beyond the teacher's vocabulary of {embeddings.shape[0]}")
     dropout = float(bcfg["dropout"])
     model = BiLSTMSoft(embeddings.shape[0], embeddings.shape[1], int(bcfg["hidden"]), int(bcfg["mlp_hidden"]),
                        data.num_labels, data.pair, dropout)
     with torch.no_grad():
         model.word_embeddings.weight.copy_(embeddings)
     del embeddings
-
-    dev = io.device()
-    model.to(dev)
+    device = io.device()
+    model.to(device)
     batch_size = int(bcfg["batch_size"])
+    meta = metadata(model, data.spec, data.meta, dropout, teacher_dir)
 
     def step(m: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         b = trim(batch)
         logits = m(b["a_input_ids"], b["a_attention_mask"], b["b_input_ids"], b["b_attention_mask"])
         return bilstm_loss(logits, b["labels"], b["teacher_logits"], gamma)
-
-    label = f"baseline bilstm {task} seed {seed}"
-    record = train_mod.fit(
-        model, train=train, evals=evals, spec=data.spec, main_split=data.main_split, step=step,
-        predict=lambda m, split: predict_logits(m, split, 2 * batch_size), epochs=int(bcfg["epochs"]),
-        batch_size=batch_size, learning_rate=float(bcfg["learning_rate"]), weight_decay=float(bcfg["weight_decay"]),
-        warmup_ratio=0.0, grad_clip=GRAD_CLIP, seed=int(seed), label=label, device=dev)
-
-    meta = metadata(model, data.spec, data.meta, dropout, teacher_dir)
-    result = train_mod.summary(
-        task=task, kind=KIND, seed=seed, data=data, record=record, params=count_params(model), n_train=n_train,
-        n_eval={s: t["labels"].shape[0] for s, t in evals.items()}, device=dev,
-        label=LABEL, depth=1, gamma=gamma, kd="mse_logits", loss="(1 - gamma) CE + gamma MSE(student logits, teacher logits)",
-        hyperparameters={k: bcfg[k] for k in sorted(bcfg) if k != "enabled"}, embedding_dim=meta["embedding_dim"],
-        pair=data.pair, data_dir=str(data_dir), teacher_dir=str(teacher_dir))
 
     def save_model(tmp: Path) -> None:
         io.save_tensors(tmp / MODEL_FILE, model.state_dict(),
@@ -284,8 +237,11 @@ def run_bilstm(cfg: dict, task: str, seed: int, data_dir: str | os.PathLike, tea
         io.write_json(tmp / METADATA_FILE, meta)
         tokenizer.save_pretrained(str(tmp))
 
-    train_mod.write_outputs(out_dir, cfg, result, data, record["logits"],
-                            {s: t["labels"] for s, t in evals.items()}, save_model, start_time)
-    log.info("%s: best epoch %d, %s %s %.2f -> %s", label, record["best_epoch"], data.main_split,
-             data.spec.main_metric, record["main_value"], out_dir)
-    return result
+    return train_mod.train_and_write(
+        model, kind=KIND, task=task, seed=seed, cfg=cfg, data=data, train=train, evals=evals, step=step,
+        predict=lambda m, split: predict_logits(m, split, 2 * batch_size),
+        recipe=train_mod.recipe(bcfg, seed, GRAD_CLIP), device=device, params=count_params, save_model=save_model,
+        out_dir=out_dir, start_time=start_time,
+        label=LABEL, depth=1, gamma=gamma, kd="mse_logits", loss="(1 - gamma) CE + gamma MSE(student logits, teacher logits)",
+        hyperparameters={k: bcfg[k] for k in sorted(bcfg) if k != "enabled"}, embedding_dim=meta["embedding_dim"],
+        pair=data.pair, data_dir=str(data.path), teacher_dir=str(teacher_dir))

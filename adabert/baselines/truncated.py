@@ -6,7 +6,7 @@ encoder layers (k = ``baselines.truncated.layers``; it must be smaller than the 
 and its pooler and classifier, so it starts from exactly the teacher's weights.
 
 Loss: L = (1 - gamma) CE + gamma KD on the teacher's final logits at ``loss.temperature`` (T^2 KL;
-MSE for regression), i.e. :func:`adabert.retrain.retrain_loss` with ``kd="final"``; plus, with
+MSE for regression), i.e. :func:`adabert.distill.kd_loss` with ``kd="final"``; plus, with
 ``baselines.truncated.patient_beta`` > 0, beta times the PKD patient loss (PKD-Skip): the [CLS] state of
 student layer i = 1..k-1 (the last layer is covered by the logits) matched to teacher layer
 ceil(i L / k), as the squared distance of the L2-normalised vectors, summed over layers and averaged
@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from adabert import io
+from adabert import artifacts, io
 from adabert.baselines import train as train_mod
+from adabert.batching import PACKED_INPUTS, batched_outputs, trim
+from adabert.distill import Objective, kd_loss, teacher_layer
+from adabert.measure.reference import load_teacher
+from adabert.measure.size import count_params
+from adabert.models import load_tokenizer, quiet_transformers
+from adabert.teacher import predict
 from adabert.errors import AdabertError
 
 log = logging.getLogger(__name__)
@@ -67,8 +72,6 @@ def truncate(model: nn.Module, layers: int, source: str = "teacher") -> nn.Modul
 
 def patient_layers(layers: int, teacher_layers: int) -> list[tuple[int, int]]:
     """(student layer, teacher layer) pairs of the patient loss: i = 1..k-1 -> ceil(i L / k)."""
-    from adabert.nas.losses import teacher_layer
-
     return [(i, teacher_layer(i, layers, teacher_layers)) for i in range(1, layers)]
 
 
@@ -83,8 +86,6 @@ def patient_loss(student_cls: torch.Tensor, teacher_cls: torch.Tensor) -> torch.
 def teacher_cls_states(teacher: nn.Module, split: dict[str, torch.Tensor], layers: list[int], batch_size: int,
                        device: torch.device) -> torch.Tensor:
     """[CLS] states ``[N, len(layers), H]`` of the teacher's ``layers`` (0 = embeddings), eval mode, row order."""
-    from adabert.teacher import batched_outputs
-
     teacher.to(device).eval()
 
     def cls_states(batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -96,29 +97,35 @@ def teacher_cls_states(teacher: nn.Module, split: dict[str, torch.Tensor], layer
     return states
 
 
+def truncated_step(gamma: float, temperature: float, regression: bool, pairs: list[tuple[int, int]], beta: float):
+    """The training step: final-logit KD (:mod:`adabert.distill`) plus, with ``pairs``, the patient loss."""
+
+    def step(m: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        b = trim(batch)
+        out = m(**{k: b[k] for k in PACKED_INPUTS}, output_hidden_states=bool(pairs))
+        parts = kd_loss(Objective(b["labels"], regression, temperature), out.logits, kd="final", gamma=gamma,
+                        teacher_logits=b["teacher_logits"])
+        parts = {k: parts[k] for k in ("loss", "ce", "kd")}
+        if pairs:
+            student_cls = torch.stack([out.hidden_states[i][:, 0] for i, _ in pairs], dim=1)
+            parts["patient"] = patient_loss(student_cls, b["teacher_cls"])
+            parts["loss"] = parts["loss"] + beta * parts["patient"]
+        return parts
+
+    return step
+
+
 def run_truncated(cfg: dict, task: str, seed: int, data_dir: str | os.PathLike, teacher_dir: str | os.PathLike,
                   out_dir: str | os.PathLike) -> dict:
     """Train the truncated teacher on one task / seed (``baselines.truncated``, ``loss``); returns metrics."""
-    from adabert.measure.reference import load_teacher
-    from adabert.measure.size import count_params
-    from adabert.models import load_tokenizer, quiet_transformers
-    from adabert.retrain import retrain_loss
-    from adabert.teacher import PACKED_KEYS, load_split, predict, trim_batch
-
-    data_dir, teacher_dir, out_dir = Path(data_dir), Path(teacher_dir), Path(out_dir)
-    start_time = time.perf_counter()
-    bcfg, lcfg = train_mod.settings(cfg, KIND)
-    gamma, temperature = float(lcfg["gamma"]), float(lcfg["temperature"])
+    bcfg, lcfg, start_time = train_mod.start(cfg, KIND, seed)
+    teacher_dir, gamma, temperature = Path(teacher_dir), float(lcfg["gamma"]), float(lcfg["temperature"])
     layers, beta = int(bcfg["layers"]), float(bcfg["patient_beta"])
-    io.set_seed(int(seed))
 
-    data = train_mod.task_data(data_dir)
-    train = load_split(data_dir, "train", data.meta)
-    evals = {s: load_split(data_dir, s, data.meta) for s in data.eval_splits}
-    n_train = int(train["labels"].shape[0])
-    train["teacher_logits"] = train_mod.teacher_train_logits(teacher_dir, n_train, data.num_labels)
-
-    source = str(teacher_dir / "model")
+    data = artifacts.read_data(data_dir)
+    train = artifacts.distillation_set(data, teacher_dir, None, PACKED_INPUTS)
+    evals = {s: data.split(s, PACKED_INPUTS) for s in data.eval_splits}
+    source = str(artifacts.teacher_model_dir(teacher_dir))
     teacher = load_teacher(teacher_dir).module
     teacher_layers = int(teacher.config.num_hidden_layers)
     if int(teacher.config.num_labels) != data.num_labels:
@@ -127,53 +134,30 @@ def run_truncated(cfg: dict, task: str, seed: int, data_dir: str | os.PathLike, 
     model = truncate(load_teacher(teacher_dir).module, layers, source)
     tokenizer = load_tokenizer(source)
     batch_size = int(bcfg["batch_size"])
-    dev = io.device()
-
+    device = io.device()
     pairs = patient_layers(layers, teacher_layers) if beta > 0 else []
     if beta > 0 and not pairs:
         log.warning("baselines.truncated.patient_beta > 0 with 1 layer: no intermediate layer to match, no patient loss")
     if pairs:  # the teacher's [CLS] states of the matched layers, once, in eval mode
-        train["teacher_cls"] = teacher_cls_states(teacher, train, [t for _, t in pairs], 2 * batch_size, dev)
+        train["teacher_cls"] = teacher_cls_states(teacher, train, [t for _, t in pairs], 2 * batch_size, device)
     del teacher
-    model.to(dev)
-
-    def step(m: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        b = trim_batch(batch)
-        out = m(**{k: b[k] for k in PACKED_KEYS}, output_hidden_states=bool(pairs))
-        parts = retrain_loss(out.logits, b["labels"], b["teacher_logits"], gamma=gamma, temperature=temperature,
-                             kd="final")
-        parts = {k: parts[k] for k in ("loss", "ce", "kd")}
-        if pairs:
-            student_cls = torch.stack([out.hidden_states[i][:, 0] for i, _ in pairs], dim=1)
-            parts["patient"] = patient_loss(student_cls, b["teacher_cls"])
-            parts["loss"] = parts["loss"] + beta * parts["patient"]
-        return parts
-
-    label = f"baseline truncated {task} seed {seed}"
-    with quiet_transformers():
-        record = train_mod.fit(
-            model, train=train, evals=evals, spec=data.spec, main_split=data.main_split, step=step,
-            predict=lambda m, split: predict(m, split, 2 * batch_size, dev, desc="predict"), epochs=int(bcfg["epochs"]),
-            batch_size=batch_size, learning_rate=float(bcfg["learning_rate"]), weight_decay=float(bcfg["weight_decay"]),
-            warmup_ratio=float(bcfg["warmup_ratio"]), grad_clip=GRAD_CLIP, seed=int(seed), label=label, device=dev)
-
-    result = train_mod.summary(
-        task=task, kind=KIND, seed=seed, data=data, record=record, params=count_params(model), n_train=n_train,
-        n_eval={s: t["labels"].shape[0] for s, t in evals.items()}, device=dev,
-        label=f"truncated teacher + KD ({layers} of {teacher_layers} layers, BERT-PKD-like)",
-        depth=layers, layers=layers, teacher_layers=teacher_layers, gamma=gamma, temperature=temperature, kd="final",
-        patient_beta=beta, patient_layers=[list(p) for p in pairs],
-        loss="(1 - gamma) CE + gamma T^2 KL(teacher || student) + patient_beta PKD(CLS)",
-        hyperparameters={k: bcfg[k] for k in sorted(bcfg) if k != "enabled"},
-        data_dir=str(data_dir), teacher_dir=str(teacher_dir))
+    model.to(device)
 
     def save_model(tmp: Path) -> None:
         with quiet_transformers():
             model.save_pretrained(tmp / "model", safe_serialization=True)
             tokenizer.save_pretrained(tmp / "model")
 
-    train_mod.write_outputs(out_dir, cfg, result, data, record["logits"], {s: t["labels"] for s, t in evals.items()},
-                            save_model, start_time)
-    log.info("%s: best epoch %d, %s %s %.2f -> %s", label, record["best_epoch"], data.main_split,
-             data.spec.main_metric, record["main_value"], out_dir)
-    return result
+    with quiet_transformers():
+        return train_mod.train_and_write(
+            model, kind=KIND, task=task, seed=seed, cfg=cfg, data=data, train=train, evals=evals,
+            step=truncated_step(gamma, temperature, data.regression, pairs, beta),
+            predict=lambda m, split: predict(m, split, 2 * batch_size, device, desc="predict"),
+            recipe=train_mod.recipe(bcfg, seed, GRAD_CLIP, float(bcfg["warmup_ratio"])), device=device,
+            params=count_params, save_model=save_model, out_dir=out_dir, start_time=start_time,
+            label=f"truncated teacher + KD ({layers} of {teacher_layers} layers, BERT-PKD-like)",
+            depth=layers, layers=layers, teacher_layers=teacher_layers, gamma=gamma, temperature=temperature,
+            kd="final", patient_beta=beta, patient_layers=[list(p) for p in pairs],
+            loss="(1 - gamma) CE + gamma T^2 KL(teacher || student) + patient_beta PKD(CLS)",
+            hyperparameters={k: bcfg[k] for k in sorted(bcfg) if k != "enabled"},
+            data_dir=str(data.path), teacher_dir=str(teacher_dir))

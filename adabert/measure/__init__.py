@@ -10,10 +10,12 @@ Public API::
 
 Modules: :mod:`.machine` (machine info, threads, GEMM peak), :mod:`.size` (params, bytes, FLOPs),
 :mod:`.timing` (latency loops), :mod:`.onnx_export` (export, verify, int8), :mod:`.reference`
-(model adapters, teacher, BERT-base), :mod:`.run` (one measurement -> one JSON).
+(model adapters, teacher, BERT-base), :mod:`.run` (one measurement -> one JSON), :mod:`.models` (the
+measure stage: a model of any kind of :mod:`adabert.kinds`, loaded from its folder and measured).
 """
 
 from adabert.measure.machine import machine_info, matmul_peak_gflops, set_threads
+from adabert.measure.models import measure_model, model_under_test
 from adabert.measure.onnx_export import export_onnx, quantize_int8, verify_onnx
 from adabert.measure.reference import (
     ModelUnderTest,
@@ -31,6 +33,7 @@ from adabert.measure.timing import time_ort, time_torch
 __all__ = [
     "MEASUREMENT_SCHEMA", "ModelUnderTest", "bert_base_architecture", "count_params", "export_onnx",
     "flops_per_sample", "hf_classifier_under_test", "load_teacher", "machine_info", "matmul_peak_gflops",
-    "measure", "quantize_int8", "random_token_inputs", "set_threads", "size_report", "student_module_under_test",
-    "student_under_test", "time_ort", "time_torch", "validate_measurement", "verify_onnx",
+    "measure", "measure_model", "model_under_test", "quantize_int8", "random_token_inputs", "set_threads",
+    "size_report", "student_module_under_test", "student_under_test", "time_ort", "time_torch",
+    "validate_measurement", "verify_onnx",
 ]

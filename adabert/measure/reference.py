@@ -10,10 +10,12 @@ graph's axes are dynamic. Constructors:
 * :func:`bert_base_architecture`: BERT-base (``BertConfig()`` defaults: hidden 768, 12 layers, 12
   heads, intermediate 3072, vocab 30522) with seeded random weights, labelled "architecture only
   (random weights; speed/size only)", or real weights from a local ``bert-base-uncased`` folder;
-* :func:`student_under_test`: an AdaBERT student (``adabert.student.Student.from_folder``) taking
-  ``a_ids, a_mask, b_ids, b_mask``;
-* :func:`bilstm_under_test`: a BiLSTM-SOFT baseline folder (``adabert.baselines.bilstm``), same inputs
-  as a student (kind ``student``: the measurement schema's kinds are input signatures).
+* :func:`student_under_test` / :func:`student_module_under_test`: an AdaBERT student
+  (``adabert.student.Student.from_folder``), or any module with its signature (the BiLSTM-SOFT
+  baseline: kind ``student``, the measurement schema's kinds are input signatures), taking
+  ``a_ids, a_mask, b_ids, b_mask``.
+
+Which constructor loads which model folder is the registry of model kinds, :mod:`adabert.kinds`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import torch
 from torch import nn
 
 from adabert.errors import AdabertError
+from adabert.io import read_json
+from adabert.models import quiet_transformers
+from adabert.student import Student
 
 KINDS = ("student", "teacher", "bert-base-arch")
 HF_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -101,31 +106,23 @@ def hf_classifier_under_test(name: str, kind: str, model: nn.Module, label: str 
     )
 
 
-def _quiet():
-    from adabert.models import quiet_transformers
-
-    return quiet_transformers()
-
-
 def load_teacher(teacher_dir: str | Path, name: str = "teacher") -> ModelUnderTest:
     """The fine-tuned teacher of the teacher stage: ``teacher_dir/model`` (or ``teacher_dir`` itself if
     it is the ``save_pretrained`` folder), loaded with ``AutoModelForSequenceClassification``."""
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification  # lazy: slow to import, not at CLI start-up
 
     teacher_dir = Path(teacher_dir)
     folder = teacher_dir / "model" if (teacher_dir / "model" / "config.json").is_file() else teacher_dir
     if not (folder / "config.json").is_file():
         raise AdabertError(f"{teacher_dir}: no teacher model (expected {teacher_dir / 'model' / 'config.json'})")
     try:
-        with _quiet():
+        with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(folder)
     except Exception as exc:  # noqa: BLE001
         raise AdabertError(f"{folder}: the teacher could not be loaded ({type(exc).__name__}: {exc})") from exc
     info: dict[str, Any] = {"path": str(folder), "num_labels": int(model.config.num_labels)}
     metrics = teacher_dir / "metrics.json"
     if metrics.is_file():
-        from adabert.io import read_json
-
         info["base_model"] = read_json(metrics).get("model")
     label = f"fine-tuned teacher ({info.get('base_model') or model.config.model_type})"
     return hf_classifier_under_test(name, "teacher", model.eval(), label=label, info=info)
@@ -139,7 +136,7 @@ def bert_base_architecture(num_labels: int, weights_dir: str | Path | None = Non
     parameters, labelled :data:`BERT_BASE_ARCH_LABEL`: its speed and size are those of BERT-base, its
     outputs mean nothing. With a local ``bert-base-uncased`` folder: its real weights (new classifier head).
     """
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertConfig, BertForSequenceClassification  # lazy: slow to import, not at CLI start-up
 
     if num_labels < 1:
         raise AdabertError(f"bert_base_architecture: num_labels must be >= 1, got {num_labels}")
@@ -148,7 +145,7 @@ def bert_base_architecture(num_labels: int, weights_dir: str | Path | None = Non
         if not (folder / "config.json").is_file():
             raise AdabertError(f"{folder}: not a local BERT-base folder (no config.json)")
         try:
-            with _quiet():
+            with quiet_transformers():
                 model = BertForSequenceClassification.from_pretrained(folder, num_labels=num_labels)
         except Exception as exc:  # noqa: BLE001
             raise AdabertError(f"{folder}: BERT-base could not be loaded ({type(exc).__name__}: {exc})") from exc
@@ -166,8 +163,6 @@ def bert_base_architecture(num_labels: int, weights_dir: str | Path | None = Non
 
 def student_under_test(folder: str | Path, name: str = "student", label: str = "") -> ModelUnderTest:
     """An AdaBERT student folder (``adabert.student.Student.from_folder``), inputs ``a_ids, a_mask, b_ids, b_mask``."""
-    from adabert.student import Student  # written alongside; imported lazily
-
     module = Student.from_folder(folder).eval()
     return student_module_under_test(module, name=name, label=label or f"AdaBERT student ({Path(folder).name})",
                                      info={"path": str(folder)})
@@ -181,14 +176,3 @@ def student_module_under_test(module: nn.Module, name: str = "student", label: s
                           make_inputs=random_token_inputs(STUDENT_INPUT_NAMES, vocab),
                           input_names=STUDENT_INPUT_NAMES, label=label, info=dict(info or {}))
 
-
-def bilstm_under_test(folder: str | Path, name: str = "bilstm", label: str = "") -> ModelUnderTest:
-    """A BiLSTM-SOFT baseline folder (``bilstm.json`` + ``model.safetensors``), inputs ``a_ids, a_mask, b_ids, b_mask``."""
-    # importing adabert.baselines.bilstm registers the FLOP formulas of the fused LSTM kernels
-    from adabert.baselines.bilstm import LABEL, load_folder
-
-    module, meta = load_folder(folder)
-    info = {"path": str(folder), "task": meta["task"]["name"], "baseline": "bilstm",
-            **{k: meta[k] for k in ("embedding_dim", "hidden", "mlp_hidden", "pair")}}
-    return student_module_under_test(module, name=name, label=label or f"{LABEL} ({meta['task']['name']})",
-                                     info=info, vocab_size=int(meta["vocab_size"]))

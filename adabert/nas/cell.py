@@ -17,7 +17,7 @@ derived student's state dict is a subset of the supernet's (weight inheritance i
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -26,6 +26,31 @@ from adabert.nas.genotype import cell_edges, edge_index
 from adabert.nas.ops import OPS, union_mask
 
 EXECUTIONS = ("single_path", "mixed")
+
+NodeTerms = Callable[[int, list[torch.Tensor], list[torch.Tensor]], Iterable[torch.Tensor]]
+
+
+def run_nodes(
+    s0: torch.Tensor, m0: torch.Tensor, s1: torch.Tensor, m1: torch.Tensor, nodes: int,
+    node_weights: torch.Tensor, node_terms: NodeTerms,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The intermediate nodes of a cell and its attentive output (and mask), shared by both cells.
+
+    ``node_terms(j, states, masks)`` yields the edge outputs into intermediate node ``j`` (which reads
+    the states computed so far); the node is their sum, in that order, or zeros when there are none.
+    ``node_weights`` [nodes] are the cell's softmax logits over its intermediate nodes.
+    """
+    out_mask = union_mask(m0, m1)
+    states, masks = [s0, s1], [m0, m1]
+    for j in range(nodes):
+        acc = None
+        for term in node_terms(j, states, masks):
+            acc = term if acc is None else acc + term
+        states.append(torch.zeros_like(s0) if acc is None else acc)
+        masks.append(out_mask)
+    blend = torch.softmax(node_weights, dim=0)
+    out = sum(blend[j] * states[2 + j] for j in range(nodes))
+    return out, out_mask
 
 
 class SearchCell(nn.Module):
@@ -68,15 +93,13 @@ class SearchCell(nn.Module):
             raise ValueError(
                 f"op_weights has shape {tuple(op_weights.shape)}, expected {(len(self.edge_pairs), len(self.ops))}"
             )
-        out_mask = union_mask(m0, m1)
-        states, masks = [s0, s1], [m0, m1]
         if execution == "single_path":
             # Decide every edge's op (and whether its weight is exactly zero) with one host sync.
             chosen = torch.argmax(op_weights, dim=-1)
             is_zero = (op_weights.gather(1, chosen[:, None])[:, 0] == 0).tolist()
             choice = chosen.tolist()
-        for j in range(self.nodes):
-            acc = None
+
+        def node_terms(j: int, states: list[torch.Tensor], masks: list[torch.Tensor]) -> Iterator[torch.Tensor]:
             for i in range(j + 2):
                 e = edge_index(j, i)
                 if execution == "single_path":
@@ -84,18 +107,14 @@ class SearchCell(nn.Module):
                     name = self.ops[o]
                     if name == "none" or is_zero[e]:
                         continue
-                    term = op_weights[e, o] * self.edges[e][name](states[i], masks[i])
+                    yield op_weights[e, o] * self.edges[e][name](states[i], masks[i])
                 else:
-                    term = sum(
+                    yield sum(
                         op_weights[e, o] * self.edges[e][name](states[i], masks[i])
                         for o, name in enumerate(self.ops)
                     )
-                acc = term if acc is None else acc + term
-            states.append(torch.zeros_like(s0) if acc is None else acc)
-            masks.append(out_mask)
-        blend = torch.softmax(self.node_weights, dim=0)
-        out = sum(blend[j] * states[2 + j] for j in range(self.nodes))
-        return out, out_mask
+
+        return run_nodes(s0, m0, s1, m1, self.nodes, self.node_weights, node_terms)
 
 
 class FixedCell(nn.Module):
@@ -117,17 +136,9 @@ class FixedCell(nn.Module):
     def forward(
         self, s0: torch.Tensor, m0: torch.Tensor, s1: torch.Tensor, m1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        out_mask = union_mask(m0, m1)
-        states, masks = [s0, s1], [m0, m1]
-        for j, node in enumerate(self.node_edges):
-            acc = None
-            for i, op in node:
-                if op == "none":
-                    continue
-                term = self.edges[str(edge_index(j, i))][op](states[i], masks[i])
-                acc = term if acc is None else acc + term
-            states.append(torch.zeros_like(s0) if acc is None else acc)
-            masks.append(out_mask)
-        blend = torch.softmax(self.node_weights, dim=0)
-        out = sum(blend[j] * states[2 + j] for j in range(self.nodes))
-        return out, out_mask
+        def node_terms(j: int, states: list[torch.Tensor], masks: list[torch.Tensor]) -> Iterator[torch.Tensor]:
+            for i, op in self.node_edges[j]:
+                if op != "none":
+                    yield self.edges[str(edge_index(j, i))][op](states[i], masks[i])
+
+        return run_nodes(s0, m0, s1, m1, self.nodes, self.node_weights, node_terms)

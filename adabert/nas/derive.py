@@ -24,14 +24,12 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from adabert import io
+from adabert import artifacts, io
 from adabert.errors import AdabertError
 from adabert.nas.genotype import Genotype, derive_genotype
 from adabert.nas.supernet import SuperNet
-from adabert.student import GENOTYPE_FILE, WEIGHTS_FILE, Student
+from adabert.artifacts import HISTORY_FILE, SUPERNET_FILE
 
-SUPERNET_FILE = "supernet.safetensors"
-HISTORY_FILE = "alpha_history.json"
 
 
 def student_weights(net: SuperNet, genotype: Genotype) -> dict[str, torch.Tensor]:
@@ -110,22 +108,7 @@ def run_derive(cfg: dict, search_dir: str | os.PathLike, out_dir: str | os.PathL
             f"{search_dir}: the alphas in {SUPERNET_FILE} and the best epoch ({best}) of {HISTORY_FILE} "
             "derive different genotypes; the search folder is inconsistent"
         )
-    tensors = student_weights(net, genotype)
-    student = Student.from_tensors(genotype, tensors, dropout=net.dropout_p, source="derived weights")
-    summary = {
-        "best_epoch": best,
-        "dev": entry.get("dev"),
-        "dev_main": entry.get("dev_main"),
-        "main_metric": history.get("main_metric"),
-        "genotype": genotype.to_dict(),
-        "depth": genotype.depth,
-        "params": student.num_parameters(),
-        "params_without_embeddings": student.num_parameters(include_embeddings=False),
-        "search_dir": str(search_dir),
-    }
-    with io.atomic_dir(out_dir) as tmp:  # the folder appears complete or not at all
-        genotype.save(tmp / GENOTYPE_FILE)
-        io.save_tensors(tmp / WEIGHTS_FILE, tensors, metadata={"format": "adabert-student", "schema_version": "1"})
-        io.write_json(tmp / "derive.json", summary)
-        io.write_json(tmp / "config.json", cfg)
-    return summary
+    info = {"best_epoch": best, "dev": entry.get("dev"), "dev_main": entry.get("dev_main"),
+            "main_metric": history.get("main_metric"), "search_dir": str(search_dir)}
+    return artifacts.write_derived(out_dir, genotype=genotype, tensors=student_weights(net, genotype), info=info,
+                                   cfg=cfg)

@@ -31,27 +31,23 @@ The forward value is unchanged (y_d = 0 there) and with "mixed" execution nothin
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 
+from adabert.distill import SEARCH_KD_MODES, Objective, kd_loss, teacher_layer
 from adabert.nas.supernet import SuperNetOutput
 
-KD_MODES = ("probe+final", "probe", "final")
+KD_MODES = SEARCH_KD_MODES
+__all__ = ["KD_MODES", "efficiency_loss", "search_loss", "teacher_layer"]
 
 
-def teacher_layer(i: int, depth: int, teacher_layers: int) -> int:
-    """m(i) = ceil(i * L_T / d): the teacher probe matched to student layer i at depth d."""
-    return math.ceil(i * teacher_layers / depth)
-
-
-def _soft_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
-    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), mean over the batch."""
-    t = temperature
-    return F.kl_div(
-        F.log_softmax(student / t, dim=-1), F.log_softmax(teacher / t, dim=-1), log_target=True, reduction="batchmean"
-    ) * (t * t)
+def efficiency_loss(out: SuperNetOutput, op_costs: torch.Tensor) -> torch.Tensor:
+    """L_E = (sum_d y_d d / k_max) * mean_e sum_o w[e, o] cost[o] of the sampled one-hots w, y."""
+    y = out.depth_weights
+    k_max = y.shape[0]
+    depths = torch.arange(1, k_max + 1, dtype=y.dtype, device=y.device)
+    depth_factor = (y * depths).sum() / k_max
+    edge_cost = (out.op_weights * op_costs.to(out.op_weights)).sum(dim=-1).mean()
+    return depth_factor * edge_cost
 
 
 def search_loss(
@@ -73,74 +69,28 @@ def search_loss(
     """
     if kd not in KD_MODES:
         raise ValueError(f"kd must be one of {KD_MODES}, got {kd!r}")
-    regression = teacher_logits.shape[-1] == 1
-    teacher_layers = teacher_probe_logits.shape[1] - 1
-    k_max = out.depth_weights.shape[0]
-
-    if regression:
-        gold = labels.to(teacher_logits.dtype)
-
-        def task_loss(pred: torch.Tensor) -> torch.Tensor:
-            return F.mse_loss(pred.squeeze(-1), gold)
-
-        def distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-            return F.mse_loss(student, teacher)
-
-        probe_quality = torch.stack(
-            [F.mse_loss(teacher_probe_logits[:, m, 0], gold) for m in range(teacher_layers + 1)]
-        )
-    else:
-
-        def task_loss(pred: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(pred, labels)
-
-        def distill(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-            return _soft_kl(student, teacher, temperature)
-
-        probe_quality = torch.stack(
-            [F.cross_entropy(teacher_probe_logits[:, m], labels) for m in range(teacher_layers + 1)]
-        )
-
-    per_depth: dict[int, dict[str, torch.Tensor]] = {}
-    for d, logits in out.depth_logits.items():
-        ce = task_loss(logits)
-        parts = {"ce": ce}
-        if kd in ("probe+final", "probe"):
-            matched = [teacher_layer(i, d, teacher_layers) for i in range(d + 1)]
-            attention = torch.softmax(-probe_quality[matched], dim=0)
-            probe_terms = torch.stack(
-                [distill(out.layer_logits[i], teacher_probe_logits[:, m]) for i, m in enumerate(matched)]
-            )
-            parts["kd_probe"] = (attention * probe_terms).sum()
-        if kd in ("probe+final", "final"):
-            parts["kd_final"] = distill(logits, teacher_logits)
-        if kd == "probe+final":
-            parts["kd"] = 0.5 * parts["kd_probe"] + 0.5 * parts["kd_final"]
-        else:
-            parts["kd"] = parts["kd_probe"] if kd == "probe" else parts["kd_final"]
-        parts["task"] = (1.0 - gamma) * parts["ce"] + gamma * parts["kd"]
-        per_depth[d] = parts
-
+    objective = Objective(labels, teacher_logits.shape[-1] == 1, temperature)
+    quality = objective.probe_quality(teacher_probe_logits, list(range(teacher_probe_logits.shape[1])))
+    per_depth = {
+        d: kd_loss(objective, logits, kd=kd, gamma=gamma, teacher_logits=teacher_logits,
+                   layer_logits=out.layer_logits[: d + 1], teacher_probe_logits=teacher_probe_logits, quality=quality)
+        for d, logits in out.depth_logits.items()
+    }
     deepest = max(per_depth)
     y = out.depth_weights
     total_task = y.new_zeros(())
-    logged = {key: y.new_zeros(()) for key in per_depth[deepest]}
-    for d in range(1, k_max + 1):
+    logged = {key: y.new_zeros(()) for key in per_depth[deepest] if key != "loss"}
+    for d in range(1, y.shape[0] + 1):
         parts = per_depth.get(d)
         if parts is None:  # not computed (single path, d > d*): impute, see module docstring
             parts = {key: value.detach() for key, value in per_depth[deepest].items()}
-        total_task = total_task + y[d - 1] * parts["task"]
-        for key, value in parts.items():
-            logged[key] = logged[key] + y[d - 1].detach() * value.detach()
+        total_task = total_task + y[d - 1] * parts["loss"]
+        for key in logged:
+            logged[key] = logged[key] + y[d - 1].detach() * parts[key].detach()
 
-    depths = torch.arange(1, k_max + 1, dtype=y.dtype, device=y.device)
-    depth_factor = (y * depths).sum() / k_max
-    edge_cost = (out.op_weights * op_costs.to(out.op_weights)).sum(dim=-1).mean()
-    efficiency = depth_factor * edge_cost
-    loss = total_task + beta * efficiency
-
-    result = {"loss": loss, "efficiency": efficiency.detach(), "sampled_depth": (y * depths).sum().detach()}
-    result.update({key: value for key, value in logged.items() if key != "task"})
-    result.setdefault("kd_probe", y.new_zeros(()))
-    result.setdefault("kd_final", y.new_zeros(()))
+    efficiency = efficiency_loss(out, op_costs)
+    depths = torch.arange(1, y.shape[0] + 1, dtype=y.dtype, device=y.device)
+    result = {"loss": total_task + beta * efficiency, "efficiency": efficiency.detach(),
+              "sampled_depth": (y * depths).sum().detach()}
+    result.update(logged)
     return result

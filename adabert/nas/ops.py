@@ -64,6 +64,17 @@ def union_mask(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.maximum(a, b)
 
 
+def token_embeddings(
+    word_embeddings: nn.Embedding, position_embeddings: nn.Embedding, max_positions: int, ids: torch.Tensor
+) -> torch.Tensor:
+    """Word plus position embeddings [B, L, dim] of token ids [B, L] (positions 0..L-1, at most max_positions)."""
+    length = ids.shape[1]
+    if length > max_positions:
+        raise ValueError(f"sequence length {length} exceeds max_positions {max_positions}")
+    positions = torch.arange(length, device=ids.device)
+    return word_embeddings(ids) + position_embeddings(positions)[None]
+
+
 class ConvReLUBN(nn.Module):
     """Conv1d (optionally dilated) -> ReLU -> BatchNorm1d, length-preserving, mask-aware."""
 

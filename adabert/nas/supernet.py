@@ -41,7 +41,7 @@ from torch import nn
 
 from adabert.nas.cell import EXECUTIONS, SearchCell
 from adabert.nas.genotype import cell_edges
-from adabert.nas.ops import OP_NAMES, masked_mean
+from adabert.nas.ops import OP_NAMES, masked_mean, token_embeddings
 
 ARCH_PARAMETER_NAMES = ("alpha_ops", "alpha_depth")
 
@@ -179,11 +179,7 @@ class SuperNet(nn.Module):
     # -- forward ----------------------------------------------------------------------------------
     def embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, L] ids and [B, 1, L] float mask -> [B, width, L], zero on padding."""
-        length = ids.shape[1]
-        if length > self.max_positions:
-            raise ValueError(f"sequence length {length} exceeds max_positions {self.max_positions}")
-        positions = torch.arange(length, device=ids.device)
-        h = self.word_embeddings(ids) + self.position_embeddings(positions)[None]
+        h = token_embeddings(self.word_embeddings, self.position_embeddings, self.max_positions, ids)
         h = self.dropout(self.layer_norm(self.projection(h)))
         return h.transpose(1, 2) * mask
 

@@ -62,6 +62,16 @@ def summary_cell(row) -> str:
     return score_cell(row["mean"], None if std is None or pd.isna(std) else std, row["split"] == HELD_OUT)
 
 
+def wide_cells(part: pd.DataFrame, column: str, keys, text) -> dict:
+    """One row of a wide table: for each key, ``text`` of the first row of ``part`` whose ``column`` is
+    that key, or '' where there is none."""
+    cells = {}
+    for key in keys:
+        cell = part[part[column] == key]
+        cells[key] = "" if cell.empty else text(cell.iloc[0])
+    return cells
+
+
 def read_results(paths, required=("task", "variant", "seed", "main_value", "main_split")) -> list[dict]:
     """Result JSONs (retrain or baseline metrics.json), checked for the fields the tables read."""
     from adabert.errors import AdabertError

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from adabert.report.common import BASELINE_LABELS, HELD_OUT, mean_std, read_results, split_label, summary_cell, write_tables
+from adabert.report.common import (BASELINE_LABELS, HELD_OUT, mean_std, read_results, split_label, summary_cell,
+                                   wide_cells, write_tables)
 
 
 def model_label(variant: str, main_variant: str, record: dict | None = None) -> str:
@@ -45,15 +46,8 @@ def build_seed_table(teachers: list[dict], results: list[dict], main_variant: st
     shown_rows = []
     for model in dict.fromkeys(df["model"]):
         part = df[df["model"] == model]
-        row = {"model": model}
-        for task in tasks:
-            cell = part[part["task"] == task]
-            if cell.empty:
-                row[task] = ""
-                continue
-            r = cell.iloc[0]
-            row[task] = summary_cell(r) + ("" if r["n"] == 1 else f" [{r['n']}]")
-        shown_rows.append(row)
+        cells = wide_cells(part, "task", tasks, lambda r: summary_cell(r) + ("" if r["n"] == 1 else f" [{r['n']}]"))
+        shown_rows.append({"model": model, **cells})
     header = {t: f"{t} ({df[df['task'] == t]['metric'].iloc[0]})" for t in tasks}
     return df, pd.DataFrame(shown_rows).rename(columns=header)
 

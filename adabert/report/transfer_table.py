@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from adabert.errors import AdabertError
-from adabert.report.common import HELD_OUT, mean_std, read_results, split_label, summary_cell, write_tables
+from adabert.report.common import (HELD_OUT, mean_std, read_results, split_label, summary_cell, wide_cells,
+                                   write_tables)
 
 PREFIX = "from-"
 
@@ -48,16 +49,9 @@ def build_transfer_table(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFram
         if part.empty:
             continue
         label = f"searched on {source}" if source != "random" else "random architectures (reference)"
-        row = {"architecture": label}
-        for target in targets:
-            cell = part[part["evaluated_on"] == target]
-            if cell.empty:
-                row[target] = ""
-                continue
-            r = cell.iloc[0]
-            text = summary_cell(r)
-            row[target] = f"**{text}**" if source == target else text
-        shown_rows.append(row)
+        cells = wide_cells(part, "evaluated_on", targets,
+                           lambda r: f"**{summary_cell(r)}**" if r["evaluated_on"] == source else summary_cell(r))
+        shown_rows.append({"architecture": label, **cells})
     header = {t: f"on {t} ({df[df['evaluated_on'] == t]['metric'].iloc[0]})" for t in targets}
     return df, pd.DataFrame(shown_rows).rename(columns=header)
 

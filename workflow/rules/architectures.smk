@@ -41,7 +41,7 @@ rule transfer_architecture:
     log:
         "logs/architectures/from-{source}/{task}/seed{seed}.log",
     wildcard_constraints:
-        source="|".join(re.escape(t) for t in TASKS),
+        source=TASK_PATTERN,
     conda:
         ENV
     resources:
@@ -57,16 +57,3 @@ rule transfer_architecture:
         " --sample {wildcards.seed} --genotype {input.genotype:q} --config {params.cfg:q}"
         " --embeddings {params.embeddings:q} --data {params.data:q} --out {params.out:q}"
         " > {log:q} 2>&1"
-
-
-RANDOM_RETRAINED = [
-    f"results/retrain/random/{t}/seed{n}/metrics.json"
-    for t in RANDOM_TASKS
-    for n in RANDOM_SAMPLES
-]
-TRANSFER_RETRAINED = [
-    f"results/retrain/from-{src}/{t}/seed{s}/metrics.json"
-    for src in TRANSFER_TASKS
-    for t in TRANSFER_TASKS
-    for s in TRANSFER_SEEDS
-]

@@ -1,11 +1,6 @@
 # Baseline students on the same prepared data as the AdaBERT students, measured in the same run:
 # BiLSTM-SOFT (Tang et al. 2019) and the truncated teacher + KD (BERT-PKD-like).
 
-BASELINES = [k for k in ("bilstm", "truncated") if config["baselines"][k]["enabled"]]
-BASELINE_SEEDS = config["baselines"]["seeds"] or SEEDS
-# measurement kind of each baseline's model folder (a truncated teacher is an HF teacher folder)
-BASELINE_MODEL_KIND = {"bilstm": "bilstm", "truncated": "teacher"}
-
 
 rule baseline:
     """Train one baseline student with CE + KD on the teacher's logits; best dev epoch kept."""
@@ -71,18 +66,3 @@ rule measure_baseline:
         " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
         " --seq-len {wildcards.seq_len} {params.opts} --task {wildcards.task:q}"
         " --variant {wildcards.kind} --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
-
-
-BASELINE_RETRAINED = [
-    f"results/baselines/{k}/{t}/seed{s}/metrics.json"
-    for k in BASELINES
-    for t in TASKS
-    for s in BASELINE_SEEDS
-]
-MEASURE_BASELINES = [
-    f
-    for k in BASELINES
-    for t in TASKS
-    for s in BASELINE_SEEDS
-    for f in measure_files(f"results/measure/baseline/{k}/{t}/seed{s}")
-]

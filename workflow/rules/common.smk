@@ -1,7 +1,11 @@
-# Shared helpers: config checks, wildcard constraints, per-stage config views.
+# The names the rule files use, defined once and before the rules (the Snakefile includes this file
+# first, then targets.smk): the config's tasks, seeds, variants and studies, wildcard constraints and
+# the params/input functions. The file lists of the aggregating rules are in targets.smk; the rule
+# files define no globals of their own.
 import json
 import os
 import re
+import shlex
 import shutil
 
 adabert_config.check(config)
@@ -19,16 +23,29 @@ AUGMENT_TASKS = [
     for t in TASKS
     if any(t in adabert_config.variant_tasks(config, v) for v in AUGMENTED)
 ]
+# Baselines (BiLSTM-SOFT, truncated teacher + KD) on their seeds; random architectures per task.
+BASELINES = [k for k in ("bilstm", "truncated") if config["baselines"][k]["enabled"]]
+BASELINE_SEEDS = config["baselines"]["seeds"] or SEEDS
+# measurement kind of each baseline's model folder (a truncated teacher is an HF teacher folder)
+BASELINE_MODEL_KIND = {"bilstm": "bilstm", "truncated": "teacher"}
 RANDOM = config["baselines"]["random"]
 RANDOM_TASKS = [t for t in TASKS if RANDOM["tasks"] is None or t in RANDOM["tasks"]]
 RANDOM_SAMPLES = list(range(RANDOM["samples"]))
 TRANSFER_TASKS = list(config["transfer"]["tasks"])
 TRANSFER_SEEDS = config["transfer"]["seeds"] or SEEDS
+TASK_PATTERN = "|".join(re.escape(t) for t in TASKS)
 # retrain/export/measure also run random architectures ("random") and transferred ones ("from-<task>")
 STUDENT_VARIANT = "|".join(
-    [re.escape(v) for v in VARIANTS]
-    + ["random", "from-(?:" + "|".join(re.escape(t) for t in TASKS) + ")"]
+    [re.escape(v) for v in VARIANTS] + ["random", f"from-(?:{TASK_PATTERN})"]
 )
+# Speed/size measurements: one file per model, engine, device and shape, named MEASURE_NAME.
+MEASURE = config["measure"]
+MEASURE_NAME = "{engine}.{device}.b{batch}.s{seq_len}"
+# Snakemake benchmark folders (<root>/<stage>/...) the cost table reads.
+BENCHMARK_ROOTS = {
+    "training": "results/benchmarks",
+    "deploy": "results/benchmarks_deploy",
+}
 # Conda env for --software-deployment-method conda (the same packages as pyproject.toml).
 ENV = "../../envs/adabert.yaml"
 # Jobs that can use a GPU ask for one when this machine has one (cluster profiles set their own).
@@ -36,7 +53,7 @@ GPU = 1 if shutil.which("nvidia-smi") else 0
 
 
 wildcard_constraints:
-    task="|".join(re.escape(t) for t in TASKS),
+    task=TASK_PATTERN,
     variant="|".join(re.escape(v) for v in VARIANTS),
     seed=r"\d+",
 
@@ -69,12 +86,9 @@ def in_folder(name):
     return parent
 
 
-def run_files(pattern, variants=None, **extra):
-    """``pattern`` formatted for every (variant, task, seed) run of ``variants`` (default: all)."""
-    return [
-        pattern.format(variant=v, task=t, seed=s, **extra)
-        for v, t, s in adabert_config.variant_runs(config, variants)
-    ]
+def out_stem(wildcards, output):
+    """Params function: the path of the ``md`` output without extension (the table's output stem)."""
+    return os.path.splitext(output.md)[0]
 
 
 def is_augmented(wildcards):
@@ -116,3 +130,32 @@ def retrain_config(wildcards):
         adabert_config.retrain_config(config, wildcards.task, wildcards.variant),
         sort_keys=True,
     )
+
+
+def export_config(wildcards):
+    """Params function: the export stage's config (threads of the ONNX Runtime checks)."""
+    return json.dumps(
+        {"measure": {"threads": config["measure"]["threads"]}, "task": wildcards.task},
+        sort_keys=True,
+    )
+
+
+def measure_options(wildcards):
+    """Params function: the timing settings (a change reruns the measurements)."""
+    return (
+        f"--threads {MEASURE['threads']} --min-seconds {MEASURE['min_seconds']}"
+        f" --min-batches {MEASURE['min_batches']} --warmup {MEASURE['warmup_batches']}"
+        f" --peak-seconds {MEASURE['peak_seconds']}"
+    )
+
+
+def measure_gpu(wildcards):
+    return 1 if wildcards.device == "cuda" else 0
+
+
+# The BERT-base reference: local weights (measure.bert_base_weights) or the architecture only.
+BERT_BASE_MODEL = (
+    f"--model {shlex.quote(MEASURE['bert_base_weights'])}"
+    if MEASURE["bert_base_weights"]
+    else ""
+)

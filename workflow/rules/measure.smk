@@ -90,11 +90,7 @@ rule measure_bert_base:
         cpu_bench=1,
         gpu=measure_gpu,
     params:
-        model=(
-            f"--model {shlex.quote(MEASURE['bert_base_weights'])}"
-            if MEASURE["bert_base_weights"]
-            else ""
-        ),
+        model=BERT_BASE_MODEL,
         opts=measure_options,
     shell:
         "python -m adabert measure --model-kind bert-base {params.model}"
@@ -109,12 +105,9 @@ rule efficiency_table:
         + MEASURE_BASELINES
         + MEASURE_TEACHERS
         + MEASURE_BERT,
-        retrained=run_files(rules.retrain.output.metrics)
-        + RANDOM_RETRAINED
-        + BASELINE_RETRAINED,
-        teachers=expand(rules.teacher.output.metrics, task=TASKS),
-        exports=run_files(rules.export_student.output.summary, [MAIN])
-        + expand(rules.export_teacher.output.summary, task=TASKS),
+        retrained=RETRAINED + RANDOM_RETRAINED + BASELINE_RETRAINED,
+        teachers=TEACHER_METRICS,
+        exports=EXPORTS,
     output:
         md=report(
             "results/tables/efficiency.md",

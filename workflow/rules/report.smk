@@ -1,8 +1,8 @@
 rule teacher_table:
     """Every task's teacher dev metrics, size, training time and per-layer probe metrics."""
     input:
-        teachers=expand(rules.teacher.output.metrics, task=TASKS),
-        probes=expand(rules.probes.output.probes, task=TASKS),
+        teachers=TEACHER_METRICS,
+        probes=TEACHER_PROBES,
     output:
         md=report(
             "results/tables/teacher.md",
@@ -22,7 +22,7 @@ rule teacher_table:
 rule search_table:
     """Searched depth, op histogram, parameters and dev metric of every task/seed/variant."""
     input:
-        derived=run_files(rules.derive.output.genotype),
+        derived=DERIVED,
     output:
         md=report(
             "results/tables/search.md",
@@ -42,19 +42,12 @@ rule search_table:
 rule cost_table:
     """Wall time and peak memory of every job (Snakemake benchmark files), per stage."""
     input:
-        training=expand(
-            "results/benchmarks/{stage}/{task}.tsv",
-            stage=["prepare", "teacher", "probes"],
-            task=TASKS,
-        )
-        + run_files("results/benchmarks/search/{variant}/{task}/seed{seed}.tsv"),
-        deploy=run_files(
-            "results/benchmarks_deploy/retrain/{variant}/{task}/seed{seed}.tsv"
-        ),
+        training=BENCHMARKS_TRAINING,
+        deploy=BENCHMARKS_DEPLOY,
         # random, transfer and baseline runs have finished (benchmark files read from the folders)
         studies=RANDOM_RETRAINED + TRANSFER_RETRAINED + BASELINE_RETRAINED,
         # every export and measurement job has finished (their benchmark files are read from the folder)
-        efficiency=rules.efficiency_table.output.csv,
+        efficiency="results/tables/efficiency.csv",
     output:
         md=report(
             "results/tables/cost.md", category="Cost", caption="../report/cost.rst"
@@ -65,11 +58,8 @@ rule cost_table:
     conda:
         ENV
     params:
-        # <root>/<stage>/...: results/benchmarks and results/benchmarks_deploy
-        roots=lambda wildcards, input: [
-            input.training[0].split("/prepare/")[0],
-            input.deploy[0].split("/retrain/")[0],
-        ],
+        # the benchmark folders (<root>/<stage>/...) the table reads
+        roots=list(BENCHMARK_ROOTS.values()),
     shell:
         "python -m adabert cost-table --benchmarks {params.roots:q}"
         " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"
@@ -78,9 +68,9 @@ rule cost_table:
 rule figures:
     """Searched cells, search dynamics, teacher probes, speedup over BERT-base and dev metric vs latency."""
     input:
-        derived=run_files(rules.derive.output.genotype, [MAIN]),
-        probes=expand(rules.probes.output.probes, task=TASKS),
-        teachers=expand(rules.teacher.output.metrics, task=TASKS),
+        derived=DERIVED_MAIN,
+        probes=TEACHER_PROBES,
+        teachers=TEACHER_METRICS,
         efficiency="results/tables/efficiency.csv",
     output:
         searched_cells=report(
@@ -119,7 +109,7 @@ rule figures:
         ENV
     params:
         main=MAIN,
-        out=lambda wildcards, output: os.path.dirname(output.searched_cells),
+        out=out_folder,
     shell:
         "python -m adabert figures --derived {input.derived:q} --probes {input.probes:q}"
         " --teachers {input.teachers:q} --efficiency {input.efficiency:q}"
@@ -130,10 +120,8 @@ rule main_table:
     """The paper's reported rows (test) next to this run's teachers and students (dev)."""
     input:
         reported=os.path.join(workflow.basedir, "paper/reported.yaml"),
-        teachers=expand(rules.teacher.output.metrics, task=TASKS),
-        retrained=run_files(rules.retrain.output.metrics, [MAIN])
-        + BASELINE_RETRAINED
-        + RANDOM_RETRAINED,
+        teachers=TEACHER_METRICS,
+        retrained=RETRAINED_MAIN + BASELINE_RETRAINED + RANDOM_RETRAINED,
         efficiency="results/tables/efficiency.csv",
     output:
         md=report(
@@ -147,7 +135,7 @@ rule main_table:
         ENV
     params:
         main=MAIN,
-        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+        stem=out_stem,
     shell:
         "python -m adabert main-table --reported {input.reported:q} --teachers {input.teachers:q}"
         " --retrained {input.retrained:q} --efficiency {input.efficiency:q}"
@@ -172,7 +160,7 @@ rule efficiency_summary:
         ENV
     params:
         main=MAIN,
-        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+        stem=out_stem,
     shell:
         "python -m adabert efficiency-summary --efficiency {input.efficiency:q}"
         " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
@@ -181,7 +169,7 @@ rule efficiency_summary:
 rule ablation_table:
     """Every ablation variant's dev metric, depth, size and speed next to the main variant's."""
     input:
-        results=run_files(rules.retrain.output.metrics),
+        results=RETRAINED,
         efficiency="results/tables/efficiency.csv",
     output:
         md=report(
@@ -197,7 +185,7 @@ rule ablation_table:
         ENV
     params:
         main=MAIN,
-        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+        stem=out_stem,
         variants=json.dumps(config["variants"], sort_keys=True),
     shell:
         "python -m adabert ablation-table --results {input.results:q}"
@@ -208,8 +196,7 @@ rule ablation_table:
 rule transfer_table:
     """Cross-task transfer matrix (searched on x evaluated on) with random architectures as reference."""
     input:
-        results=TRANSFER_RETRAINED
-        + [f for f in RANDOM_RETRAINED if f.split("/")[3] in TRANSFER_TASKS],
+        results=TRANSFER_RETRAINED + TRANSFER_RANDOM_RETRAINED,
     output:
         md=report(
             "paper/tables/transfer.md",
@@ -223,7 +210,7 @@ rule transfer_table:
     conda:
         ENV
     params:
-        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+        stem=out_stem,
     shell:
         "python -m adabert transfer-table --results {input.results:q}"
         " --out {params.stem:q} > {log:q} 2>&1"
@@ -232,10 +219,8 @@ rule transfer_table:
 rule seed_table:
     """Mean ± std over seeds of the teacher, the AdaBERT students and the baselines."""
     input:
-        teachers=expand(rules.teacher.output.metrics, task=TASKS),
-        results=run_files(rules.retrain.output.metrics, [MAIN])
-        + BASELINE_RETRAINED
-        + RANDOM_RETRAINED,
+        teachers=TEACHER_METRICS,
+        results=RETRAINED_MAIN + BASELINE_RETRAINED + RANDOM_RETRAINED,
     output:
         md=report(
             "paper/tables/seeds.md", category="Seeds", caption="../report/seeds.rst"
@@ -248,7 +233,7 @@ rule seed_table:
         ENV
     params:
         main=MAIN,
-        stem=lambda wildcards, output: os.path.splitext(output.md)[0],
+        stem=out_stem,
     shell:
         "python -m adabert seed-table --teachers {input.teachers:q} --results {input.results:q}"
         " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
@@ -259,7 +244,7 @@ rule readme_section:
     input:
         main=rules.main_table.output.md,
         figure=rules.figures.output.speedup,
-        measurement=(MEASURE_BERT + MEASURE_TEACHERS + MEASURE_STUDENTS)[0],
+        measurement=README_MEASUREMENT,
     output:
         "paper/README_results.md",
     log:

@@ -1,0 +1,85 @@
+"""Batching helpers shared by every stage: input key sets, padding trim, batch orders, batched inference.
+
+Two input layouts exist (docs/ARCHITECTURE.md, Data folder): the teacher's packed pair
+(:data:`PACKED_INPUTS`) and the student's separately encoded sentences (:data:`STUDENT_INPUTS`).
+Every row is right-padded to ``max_seq_length``; :func:`trim` cuts a batch to its longest row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+
+from adabert.errors import AdabertError
+
+PACKED_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+STUDENT_INPUTS = ("a_input_ids", "a_attention_mask", "b_input_ids", "b_attention_mask")
+SEQUENCE_KEYS = frozenset(PACKED_INPUTS + STUDENT_INPUTS)
+MASK_KEYS = ("attention_mask", "a_attention_mask", "b_attention_mask")
+
+
+def used_length(batch: dict[str, torch.Tensor]) -> int:
+    """The longest row of the batch over every attention mask it holds (at least 1)."""
+    masks = [batch[k] for k in MASK_KEYS if k in batch]
+    if not masks:
+        raise AdabertError(f"a batch needs an attention mask ({', '.join(MASK_KEYS)}); it has {sorted(batch)}")
+    return max(1, max(int(m.sum(1).max()) if m.shape[0] else 0 for m in masks))
+
+
+def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Dynamic padding: cut the sequence columns that no row of the batch uses (other tensors unchanged)."""
+    length = used_length(batch)
+    return {k: (v[:, :length] if k in SEQUENCE_KEYS and v.dim() == 2 else v) for k, v in batch.items()}
+
+
+def rows(data: dict[str, torch.Tensor], idx: torch.Tensor | slice, keys=None) -> dict[str, torch.Tensor]:
+    """The rows ``idx`` of every tensor (of ``keys``, default all) of a row-aligned split."""
+    return {k: data[k][idx] for k in (keys or data)}
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, steps: int | None = None
+                     ) -> Iterator[torch.Tensor]:
+    """One epoch of index batches over a seeded random permutation (the first ``steps`` batches)."""
+    order = torch.randperm(n, generator=generator)
+    starts = range(0, n, batch_size)
+    for step, begin in enumerate(starts):
+        if steps is not None and step >= steps:
+            return
+        yield order[begin:begin + batch_size]
+
+
+def eval_order(attention_mask: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Index batches over the rows sorted by length, longest first (less padding per batch)."""
+    lengths = attention_mask.sum(dim=1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    return list(order.split(batch_size))
+
+
+@torch.no_grad()
+def batched_outputs(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], data: dict[str, torch.Tensor],
+                    batch_size: int, device: torch.device, desc: str, keys=PACKED_INPUTS) -> torch.Tensor:
+    """``forward(batch) -> [B, ...]`` over length-sorted, trimmed batches; float32, CPU, original row order."""
+    n = data[keys[0]].shape[0]
+    mask = data["attention_mask"] if "attention_mask" in keys else data["a_attention_mask"]
+    out: torch.Tensor | None = None
+    for idx in tqdm(eval_order(mask, batch_size), desc=desc, leave=False, mininterval=2.0):
+        batch = trim(rows(data, idx, keys))
+        values = forward({k: v.to(device) for k, v in batch.items()}).float().cpu()
+        if out is None:
+            out = torch.empty(n, *values.shape[1:], dtype=torch.float32)
+        out[idx] = values
+    if out is None:
+        raise AdabertError(f"{desc}: no rows")
+    return out
+
+
+@torch.no_grad()
+def sequential_outputs(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], data: dict[str, torch.Tensor],
+                       batch_size: int, device: torch.device, width: int, keys=STUDENT_INPUTS) -> torch.Tensor:
+    """``forward(batch)`` over consecutive trimmed batches in row order; float32 on the CPU, ``[N, width]``."""
+    n = data[keys[0]].shape[0]
+    out = [forward(trim({k: data[k][start:start + batch_size].to(device) for k in keys})).float().cpu()
+           for start in range(0, n, batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, width)

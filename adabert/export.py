@@ -1,0 +1,169 @@
+"""The export stage: a trained model folder to ONNX (fp32 and dynamic int8), checked on real dev batches.
+
+:func:`run_export` exports a model of any exportable kind of :mod:`adabert.kinds` (a retrained student,
+a teacher, a baseline folder of :mod:`adabert.baselines`; the kind comes from ``--kind`` or from the
+folder's files) with dynamic batch and sequence axes, verifies ONNX Runtime against PyTorch on real dev
+batches (max abs diff <= 1e-4, else an error), quantises it to int8 (dynamic) and evaluates torch, ONNX
+fp32 and ONNX int8 on the dev split: ``{kind}.onnx``, ``{kind}.int8.onnx``, ``export.json``,
+``config.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from adabert import artifacts, io
+from adabert import metrics as metrics_mod
+from adabert.batching import trim
+from adabert.errors import AdabertError
+from adabert.kinds import InputLayout, ModelKind, export_kind
+from adabert.measure import machine, onnx_export
+from adabert.measure.run import INT8_NOTE
+
+log = logging.getLogger(__name__)
+
+ONNX_TOLERANCE = 1e-4
+
+
+@dataclass
+class Exported:
+    """The ONNX graphs written, the logits of each engine on the check batches, and the fp32 difference."""
+
+    fp32: Path
+    int8: Path
+    outputs: dict[str, np.ndarray]  # "torch", "onnx_fp32", "onnx_int8": [N, C]
+    max_abs_diff_fp32: float
+
+
+def dev_tensors(data: artifacts.DataFolder, layout: InputLayout) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The main dev split's ``layout`` tensors, rows sorted by length (stable), and its labels.
+
+    Batches of similar length, each trimmed to its longest row, make the check cover many sequence
+    lengths and batch sizes of the dynamic axes with real dev inputs.
+    """
+    path = data.path / f"{data.main_split}.safetensors"
+    tensors = io.load_tensors(path)
+    missing = [k for k in (*layout.data_keys, "labels") if k not in tensors]
+    if missing:
+        raise AdabertError(f"{path}: missing tensor(s) {missing}")
+    lengths = tensors[layout.mask_keys[0]].sum(1)
+    for key in layout.mask_keys[1:]:
+        lengths = torch.maximum(lengths, tensors[key].sum(1))
+    order = torch.argsort(lengths, stable=True)
+    tensors = {k: v[order] for k, v in tensors.items() if v.dim() >= 1 and v.shape[0] == order.shape[0]}
+    labels = tensors["labels"].float() if data.spec.is_regression else tensors["labels"].long()
+    return tensors, labels
+
+
+def dev_batches(layout: InputLayout, tensors: dict[str, torch.Tensor], batch_size: int) -> list[dict[str, torch.Tensor]]:
+    """Consecutive batches of the model's inputs (named as its forward arguments), each trimmed to its longest row."""
+    n = tensors[layout.data_keys[0]].shape[0]
+    batches = []
+    for start in range(0, n, batch_size):
+        b = trim({k: tensors[k][start:start + batch_size] for k in layout.data_keys})
+        batches.append({name: b[key] for name, key in layout.inputs})
+    return batches
+
+
+def _torch_logits(module, batches: list[dict[str, torch.Tensor]]) -> np.ndarray:
+    return np.concatenate([onnx_export.torch_logits(module, b).numpy() for b in batches])
+
+
+def _onnx_logits(session, batches: list[dict[str, torch.Tensor]]) -> np.ndarray:
+    return np.concatenate([session.run(None, onnx_export.numpy_inputs(session, b))[0] for b in batches])
+
+
+def export_and_check(module, kind: ModelKind, batches: list[dict[str, torch.Tensor]], out_dir: Path, threads: int,
+                     where: str) -> Exported:
+    """Write ``{kind}.onnx`` and ``{kind}.int8.onnx`` into ``out_dir``; the fp32 graph must reproduce the
+    PyTorch logits of every batch within :data:`ONNX_TOLERANCE` (``where`` names the data in the error)."""
+    input_names = list(kind.layout.input_names)
+    fp32 = onnx_export.export_onnx(module, batches[0], out_dir / f"{kind.name}.onnx", input_names=input_names)
+    session = onnx_export.ort_session(fp32, threads=threads)
+    torch_out = _torch_logits(module, batches)
+    onnx_out = _onnx_logits(session, batches)
+    diff = float(np.max(np.abs(torch_out.astype(np.float64) - onnx_out.astype(np.float64))))
+    if not np.isfinite(diff) or diff > ONNX_TOLERANCE:
+        raise AdabertError(f"{fp32.name}: ONNX Runtime logits differ from PyTorch by {diff:.3g} on {where} "
+                           f"(tolerance {ONNX_TOLERANCE:g})")
+    int8 = onnx_export.quantize_int8(fp32, out_dir / f"{kind.name}.int8.onnx")
+    int8_out = _onnx_logits(onnx_export.ort_session(int8, threads=threads), batches)
+    return Exported(fp32=fp32, int8=int8, outputs={"torch": torch_out, "onnx_fp32": onnx_out, "onnx_int8": int8_out},
+                    max_abs_diff_fp32=diff)
+
+
+def export_summary(task: str, kind: ModelKind, model_dir: Path, data: artifacts.DataFolder, labels: torch.Tensor,
+                   batches: list[dict[str, torch.Tensor]], batch_size: int, exported: Exported, threads: int,
+                   start: float) -> dict:
+    """``export.json``: what was checked, the differences, and the dev metric of every engine."""
+    results = {name: metrics_mod.compute(data.spec, torch.from_numpy(out), labels)
+               for name, out in exported.outputs.items()}
+    main = data.spec.main_metric
+    subject = {}
+    if kind.export_subject and (model_dir / "metrics.json").is_file():
+        retrained = io.read_json(model_dir / "metrics.json")
+        subject = {k: retrained.get(k) for k in ("variant", "seed")}
+    torch_out, int8_out = exported.outputs["torch"], exported.outputs["onnx_int8"]
+    return {
+        "task": task,
+        "kind": kind.name,
+        **subject,
+        "model_dir": str(model_dir),
+        "split": data.main_split,
+        "n": int(labels.shape[0]),
+        "batch_size": batch_size,
+        "seq_lens_checked": sorted({int(b[kind.layout.input_names[0]].shape[1]) for b in batches}),
+        "opset": onnx_export.OPSET,
+        "dynamic_axes": "batch and sequence axes of every input, batch axis of the logits",
+        "max_abs_diff_fp32": exported.max_abs_diff_fp32,
+        "tolerance": ONNX_TOLERANCE,
+        "max_abs_diff_int8": float(np.max(np.abs(torch_out.astype(np.float64) - int8_out.astype(np.float64)))),
+        "metrics": results,
+        "main_metric": main,
+        "main": {name: results[name][main] for name in results},
+        "int8_drop_points": results["torch"][main] - results["onnx_int8"][main],
+        "fp32_drop_points": results["torch"][main] - results["onnx_fp32"][main],
+        "int8_note": INT8_NOTE,
+        "file_bytes": {"fp32": exported.fp32.stat().st_size, "int8": exported.int8.stat().st_size},
+        "threads": threads,
+        "time_s": time.perf_counter() - start,
+    }
+
+
+def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str | os.PathLike,
+               out_dir: str | os.PathLike, batch_size: int = 32, kind: str | None = None) -> dict:
+    """Export the model folder ``model_dir`` (of ``kind``; None: told from its files) to ONNX fp32 + int8
+    and check both on dev.
+
+    The fp32 graph must reproduce PyTorch within 1e-4 (max abs logit difference over every batch of
+    the main dev split, each trimmed to its longest row, so several sequence lengths are exercised);
+    otherwise AdabertError. The int8 graph is evaluated on the same split and its metric drop reported.
+    """
+    model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
+    threads = int((cfg.get("measure") or {}).get("threads") or torch.get_num_threads())
+    machine.set_threads(threads)
+    start = time.perf_counter()
+    data = artifacts.read_data(data_dir)
+    model_kind = export_kind(kind, model_dir)
+    tensors, labels = dev_tensors(data, model_kind.layout)
+    module = model_kind.under_test(model_dir).module.cpu().eval()
+    batches = dev_batches(model_kind.layout, tensors, batch_size)
+    with io.atomic_dir(out_dir) as tmp:
+        exported = export_and_check(module, model_kind, batches, tmp, threads,
+                                    where=f"the {data.main_split} split of {data_dir}")
+        summary = export_summary(task, model_kind, model_dir, data, labels, batches, batch_size, exported, threads,
+                                 start)
+        io.write_json(tmp / "export.json", summary)
+        io.write_json(tmp / "config.json", cfg)
+    main = summary["main_metric"]
+    log.info("export %s %s: max |onnx - torch| %.2g; %s torch %.2f, onnx %.2f, int8 %.2f", task, model_kind.name,
+             exported.max_abs_diff_fp32, main, summary["main"]["torch"], summary["main"]["onnx_fp32"],
+             summary["main"]["onnx_int8"])
+    return summary

@@ -1,0 +1,235 @@
+"""The one training loop: the teacher, retrain and the baselines train through :func:`fit`.
+
+:func:`fit` runs AdamW over ``epochs`` (a fractional last epoch takes its share of batches) with a
+learning-rate schedule (``cosine``: linear warm-up over ``warmup_ratio`` of the steps, then cosine decay
+to 0; ``linear``: the same warm-up, then linear decay to 0, as transformers' fine-tuning recipe),
+optional gradient-norm clipping, a seeded shuffle (the ``order`` hook replaces it, e.g. for
+length-grouped batches) and optional mixed precision (``precision``: ``fp32`` or ``bf16`` autocast).
+After every epoch the model is evaluated on every eval split; the best epoch on the main split's main
+metric (ties keep the earlier) is restored at the end. A progress bar, the wall time, examples/s and
+the peak resident memory are recorded.
+
+The search loop (:mod:`adabert.nas.search`) keeps its own step (two optimisers, Gumbel samples) and
+shares the batching (:mod:`adabert.batching`), :func:`epoch_steps`, :func:`peak_rss_mb` and
+:func:`select_best`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from adabert import metrics as metrics_mod
+from adabert import tasks as tasks_mod
+from adabert.batching import shuffled_batches
+from adabert.errors import AdabertError
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
+Predict = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+Order = Callable[[int, int, torch.Generator, int], Iterator[torch.Tensor]]
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass
+class Recipe:
+    """How to train: the optimiser, schedule and loop settings of one :func:`fit` call."""
+
+    epochs: float
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    schedule: str = "cosine"
+    grad_clip: float | None = None
+    seed: int = 0
+    precision: str = "fp32"
+    order: Order = field(default=shuffled_batches)
+
+
+def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases, norms, embedding tables and attention logits (dim < 2)."""
+    decay, no_decay = [], []
+    for module in modules:
+        for name, p in module.named_parameters():
+            if p.dim() < 2 or "embeddings" in name:
+                no_decay.append(p)
+            else:
+                decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def transformer_param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
+    """AdamW groups of the usual transformer fine-tuning recipe: no decay on biases and LayerNorm weights."""
+    decay, no_decay = [], []
+    for module in modules:
+        for name, param in module.named_parameters():
+            if not param.requires_grad:
+                continue
+            if name.endswith(".bias") or "LayerNorm" in name or "layer_norm" in name or param.dim() == 1:
+                no_decay.append(param)
+            else:
+                decay.append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up from 0 over ``warmup_steps``, then cosine decay to 0."""
+    total_steps = max(1, total_steps)
+    warmup_steps = min(max(0, warmup_steps), total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        progress = (min(step, total_steps) - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def warmup_linear(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up over ``warmup_steps``, then linear decay to 0 at ``total_steps``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return float(step) / float(max(1, warmup_steps))
+        return max(0.0, float(total_steps - step) / float(max(1, total_steps - warmup_steps)))
+
+    return factor
+
+
+SCHEDULES = {"cosine": warmup_cosine, "linear": warmup_linear}
+
+
+def epoch_steps(n: int, batch_size: int, epochs: float) -> list[int]:
+    """Optimiser steps of each (possibly fractional last) epoch; a fractional epoch takes its share of batches."""
+    if epochs <= 0:
+        raise AdabertError(f"epochs must be > 0, got {epochs}")
+    per_epoch = math.ceil(n / batch_size)
+    full = int(math.floor(epochs))
+    steps = [per_epoch] * full
+    frac = epochs - full
+    if frac > 1e-9:
+        steps.append(max(1, int(round(frac * per_epoch))))
+    return steps
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast context of ``precision`` (``fp32``: none; ``bf16``: bfloat16 autocast on ``device``)."""
+    if precision not in PRECISIONS:
+        raise AdabertError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def select_best(best: dict | None, epoch: int, value: float, **payload) -> dict:
+    """The better of ``best`` and this epoch on the main value (ties keep the earlier epoch)."""
+    if best is None or value > best["value"]:
+        return {"epoch": epoch, "value": value, **payload}
+    return best
+
+
+def _evaluate(model: nn.Module, evals: dict, spec: tasks_mod.TaskSpec, predict: Predict) -> tuple[dict, dict]:
+    logits = {s: predict(model, t) for s, t in evals.items()}
+    return logits, {s: metrics_mod.compute(spec, logits[s], evals[s]["labels"]) for s in evals}
+
+
+def _train_epoch(model: nn.Module, modules: list[nn.Module], train: dict, step: Step, n_steps: int,
+                 opt, sched, generator: torch.Generator, recipe: Recipe, device: torch.device, bar, label: str,
+                 epoch: int) -> tuple[dict[str, float], int]:
+    """One epoch of optimiser steps; the summed loss components (weighted by batch size) and rows seen."""
+    for m in modules:
+        m.train()
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    n = int(train["labels"].shape[0])
+    sums: dict[str, float] = {}
+    seen = 0
+    for idx in recipe.order(n, recipe.batch_size, generator, n_steps):
+        batch = {k: v[idx].to(device) for k, v in train.items()}
+        with autocast(recipe.precision, device):
+            parts = step(model, batch)
+        opt.zero_grad(set_to_none=True)
+        parts["loss"].backward()
+        if recipe.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
+        opt.step()
+        sched.step()
+        value = float(parts["loss"].detach())
+        if not math.isfinite(value):
+            raise AdabertError(f"{label}: non-finite loss at epoch {epoch} (diverged)")
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach()) * idx.numel()
+        seen += int(idx.numel())
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return sums, seen
+
+
+def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, dict[str, torch.Tensor]],
+        spec: tasks_mod.TaskSpec, main_split: str, step: Step, predict: Predict, recipe: Recipe, label: str,
+        device: torch.device, groups: list[dict] | None = None, extra_modules: list[nn.Module] = ()) -> dict:
+    """Train ``model`` and restore its best epoch on ``main_split``; returns the training record.
+
+    ``train`` holds row-aligned tensors (``labels`` included); each step sees ``{key: rows of the batch}``
+    on ``device`` and ``step(model, batch)`` returns the loss components (``loss`` is minimised, every
+    component is averaged into the history). ``predict(model, split)`` gives the logits ``[N, C]`` (CPU,
+    row order) of an eval split in eval mode. ``groups``: the optimiser's parameter groups (default
+    :func:`param_groups` of the model and ``extra_modules``, e.g. auxiliary heads trained along).
+    The record: ``best_epoch``, ``main_value``, ``eval`` (metrics of the best epoch), ``logits`` (its
+    eval logits), ``history``, ``train_time_s``, ``epochs``, ``examples_seen``, ``steps``, ``peak_rss_mb``.
+    """
+    n_train = int(train["labels"].shape[0])
+    if n_train == 0:
+        raise AdabertError(f"{label}: no training examples")
+    if recipe.schedule not in SCHEDULES:
+        raise AdabertError(f"{label}: schedule must be one of {sorted(SCHEDULES)}, got {recipe.schedule!r}")
+    steps = epoch_steps(n_train, recipe.batch_size, float(recipe.epochs))
+    total = sum(steps)
+    modules = [model, *extra_modules]
+    opt = torch.optim.AdamW(groups or param_groups(modules, recipe.weight_decay), lr=recipe.learning_rate)
+    factor = SCHEDULES[recipe.schedule](max(1, total), round(recipe.warmup_ratio * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    generator = torch.Generator().manual_seed(int(recipe.seed))
+
+    best, history, train_time, seen = None, [], 0.0, 0
+    with tqdm(total=total, desc=label, mininterval=2.0, disable=None) as bar:
+        for epoch, n_steps in enumerate(steps):
+            t0 = time.perf_counter()
+            sums, count = _train_epoch(model, modules, train, step, n_steps, opt, sched, generator, recipe, device,
+                                       bar, label, epoch)
+            epoch_time = time.perf_counter() - t0
+            train_time, seen = train_time + epoch_time, seen + count
+            logits, eval_metrics = _evaluate(model, evals, spec, predict)
+            main = float(eval_metrics[main_split][spec.main_metric])
+            history.append({"epoch": epoch, **{k: v / count for k, v in sums.items()}, "eval": eval_metrics,
+                            "main_value": main, "train_time_s": epoch_time, "lr_end": opt.param_groups[0]["lr"]})
+            log.info("%s epoch %d: loss %.4f, %s %s %.2f (%.1f s)", label, epoch, history[-1]["loss"], main_split,
+                     spec.main_metric, main, epoch_time)
+            best = select_best(best, epoch, main, state=copy.deepcopy(model.state_dict()), logits=logits,
+                               eval=eval_metrics)
+    model.load_state_dict(best["state"])
+    model.cpu().eval()
+    return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"], "logits": best["logits"],
+            "history": history, "train_time_s": train_time, "epochs": recipe.epochs, "examples_seen": seen,
+            "steps": total, "peak_rss_mb": peak_rss_mb()}

@@ -1,0 +1,156 @@
+# The file lists of the aggregating rules (tables, figures, `all`), built from the config alone (the
+# names of common.smk) before any rule is defined. Each list is named for the runs it holds, so no
+# rule recovers a task, variant or seed by splitting a path. The paths are the rules' output paths.
+
+
+def run_files(pattern, variants=None, **extra):
+    """``pattern`` formatted for every (variant, task, seed) run of ``variants`` (default: all)."""
+    return [
+        pattern.format(variant=v, task=t, seed=s, **extra)
+        for v, t, s in adabert_config.variant_runs(config, variants)
+    ]
+
+
+def measure_shapes():
+    """(batch, seq_len) of the latency and throughput shapes, without duplicates."""
+    shapes = [(MEASURE["latency"]["batch"], n) for n in MEASURE["latency"]["seq_lens"]]
+    shapes += [
+        (MEASURE["throughput"]["batch"], n) for n in MEASURE["throughput"]["seq_lens"]
+    ]
+    return list(dict.fromkeys(shapes))
+
+
+def ort_has_cuda():
+    try:
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    except ImportError:
+        return False
+
+
+def measure_combos(engines=None):
+    """(engine, device) pairs to run: cuda only with a GPU, int8 CPU only, ORT cuda only with its provider."""
+    devices = [d for d in MEASURE["devices"] if d == "cpu" or GPU]
+    ort_cuda = GPU and "cuda" in devices and ort_has_cuda()
+    return [
+        (e, d)
+        for e in (MEASURE["engines"] if engines is None else engines)
+        for d in devices
+        if d == "cpu" or e == "torch" or (e == "onnxruntime" and ort_cuda)
+    ]
+
+
+def measure_files(prefix, engines=None):
+    """The measurement JSONs (MEASURE_NAME) of one model folder of results/measure."""
+    return [
+        f"{prefix}/{e}.{d}.b{b}.s{n}.json"
+        for e, d in measure_combos(engines)
+        for b, n in measure_shapes()
+    ]
+
+
+# Teachers and their probes, one per task.
+TEACHER_METRICS = [f"results/teacher/{t}/metrics.json" for t in TASKS]
+TEACHER_PROBES = [f"results/probes/{t}/probes.json" for t in TASKS]
+
+# Searched students: every (variant, task, seed) run, and the main variant's runs.
+DERIVED = run_files("results/derive/{variant}/{task}/seed{seed}/genotype.json")
+DERIVED_MAIN = run_files(
+    "results/derive/{variant}/{task}/seed{seed}/genotype.json", [MAIN]
+)
+RETRAINED = run_files("results/retrain/{variant}/{task}/seed{seed}/metrics.json")
+RETRAINED_MAIN = run_files(
+    "results/retrain/{variant}/{task}/seed{seed}/metrics.json", [MAIN]
+)
+
+# Architectures retrained without their own search (variants "random" and "from-<source>").
+RANDOM_RETRAINED = [
+    f"results/retrain/random/{t}/seed{n}/metrics.json"
+    for t in RANDOM_TASKS
+    for n in RANDOM_SAMPLES
+]
+TRANSFER_RETRAINED = [
+    f"results/retrain/from-{src}/{t}/seed{s}/metrics.json"
+    for src in TRANSFER_TASKS
+    for t in TRANSFER_TASKS
+    for s in TRANSFER_SEEDS
+]
+# the transfer table's reference row: the random architectures of the transfer tasks
+TRANSFER_RANDOM_RETRAINED = [
+    f"results/retrain/random/{t}/seed{n}/metrics.json"
+    for t in RANDOM_TASKS
+    if t in TRANSFER_TASKS
+    for n in RANDOM_SAMPLES
+]
+
+# Baseline students (BiLSTM-SOFT, truncated teacher + KD).
+BASELINE_RETRAINED = [
+    f"results/baselines/{k}/{t}/seed{s}/metrics.json"
+    for k in BASELINES
+    for t in TASKS
+    for s in BASELINE_SEEDS
+]
+
+# ONNX exports of the main variant's students and of the teachers.
+EXPORTS = run_files(
+    "results/export/student/{variant}/{task}/seed{seed}/export.json", [MAIN]
+) + [f"results/export/teacher/{t}/export.json" for t in TASKS]
+
+# Measurements. The main variant's students on every engine; ablation students and the random
+# architectures (baselines.random: their speed and the Pareto figure) on measure.ablation_engines.
+MEASURE_STUDENTS = [
+    f
+    for v, t, s in RUNS
+    + [("random", t, n) for t in RANDOM_TASKS for n in RANDOM_SAMPLES]
+    for f in measure_files(
+        f"results/measure/student/{v}/{t}/seed{s}",
+        None if v == MAIN else MEASURE["ablation_engines"],
+    )
+]
+MEASURE_BASELINES = [
+    f
+    for k in BASELINES
+    for t in TASKS
+    for s in BASELINE_SEEDS
+    for f in measure_files(f"results/measure/baseline/{k}/{t}/seed{s}")
+]
+MEASURE_TEACHERS = (
+    [f for t in TASKS for f in measure_files(f"results/measure/teacher/{t}")]
+    if MEASURE["teacher"]
+    else []
+)
+MEASURE_BERT = (
+    measure_files("results/measure/bert-base") if MEASURE["include_bert_base"] else []
+)
+# the measurement whose machine and library versions the README's results section quotes
+README_MEASUREMENT = (MEASURE_BERT + MEASURE_TEACHERS + MEASURE_STUDENTS)[0]
+
+# Snakemake benchmark files (BENCHMARK_ROOTS) of the training stages and of the searched students'
+# retrains; the cost table waits for them.
+BENCHMARKS_TRAINING = [
+    f"{BENCHMARK_ROOTS['training']}/{stage}/{t}.tsv"
+    for stage in ("prepare", "teacher", "probes")
+    for t in TASKS
+] + run_files(
+    f"{BENCHMARK_ROOTS['training']}/search/{{variant}}/{{task}}/seed{{seed}}.tsv"
+)
+BENCHMARKS_DEPLOY = run_files(
+    f"{BENCHMARK_ROOTS['deploy']}/retrain/{{variant}}/{{task}}/seed{{seed}}.tsv"
+)
+
+# The final outputs (the default target `all`), with the studies the config may switch off
+# (ablation variants, transfer.tasks).
+FINAL_TARGETS = [
+    "results/tables/teacher.md",
+    "results/tables/search.md",
+    "results/tables/cost.md",
+    "results/tables/efficiency.md",
+    "paper/figures/searched_cells.png",
+    "paper/tables/main.md",
+    "paper/tables/efficiency.md",
+    "paper/tables/seeds.md",
+    "paper/README_results.md",
+]
+FINAL_TARGETS += ["paper/tables/ablations.md"] if ABLATIONS else []
+FINAL_TARGETS += ["paper/tables/transfer.md"] if TRANSFER_TASKS else []
