@@ -35,6 +35,7 @@ from adabert.student import GENOTYPE_FILE, WEIGHTS_FILE, Student
 META_FILE = "meta.json"
 TEACHER_MODEL = "model"
 LOGITS_FILE = "logits.safetensors"
+FEATURES_FILE = "features.safetensors"
 PROBES_FILE = "probes.json"
 PROBE_WEIGHTS_FILE = "probes.safetensors"
 PROBE_LOGITS_FILE = "probe_logits.safetensors"
@@ -183,9 +184,28 @@ def read_probe_logits(probes_dir: str | os.PathLike, split: str, n: int, num_lab
                          f"[{n}, {layers}, {num_labels}] (num_layers from probes.json)")
 
 
+def read_teacher_features(teacher_dir: str | os.PathLike, splits: Sequence[str], rows: dict[str, int]
+                          ) -> dict[str, torch.Tensor] | None:
+    """The probe inputs ``[N, L + 1, H]`` (float32) of every split from the teacher's labelling pass
+    (``features.safetensors``), or None for a teacher folder without them."""
+    path = Path(teacher_dir) / FEATURES_FILE
+    if not path.is_file():
+        return None
+    tensors = io.load_tensors(path)
+    out = {}
+    for split in splits:
+        if split not in tensors or tensors[split].dim() != 3 or tensors[split].shape[0] != rows[split]:
+            got = list(tensors[split].shape) if split in tensors else "missing"
+            raise AdabertError(f"{path}: {split!r} is {got}, expected [{rows[split]}, L+1, H]")
+        out[split] = tensors[split].float()
+    return out
+
+
 def write_teacher(out_dir: str | os.PathLike, *, model, tokenizer, logits: dict[str, torch.Tensor], metrics: dict,
-                  cfg: dict) -> None:
-    """The Teacher folder, atomically: ``model/`` (safetensors + tokenizer), logits, metrics, config."""
+                  cfg: dict, features: dict[str, torch.Tensor] | None = None) -> None:
+    """The Teacher folder, atomically: ``model/`` (safetensors + tokenizer), logits, metrics, config, and
+    the labelling pass's probe inputs (``features.safetensors``, float32: the probes' folded standardisation
+    makes some weights large, so rounding the inputs to 16 bits would move the probe logits) when given."""
     from adabert.models import quiet_transformers  # models pulls in transformers' logging lazily
 
     with io.atomic_dir(out_dir) as tmp:
@@ -193,6 +213,9 @@ def write_teacher(out_dir: str | os.PathLike, *, model, tokenizer, logits: dict[
             model.cpu().save_pretrained(tmp / TEACHER_MODEL, safe_serialization=True)
             tokenizer.save_pretrained(tmp / TEACHER_MODEL)
         io.save_tensors(tmp / LOGITS_FILE, logits, metadata={"task": metrics["task"], "splits": ",".join(logits)})
+        if features is not None:
+            io.save_tensors(tmp / FEATURES_FILE, {s: f.float() for s, f in features.items()},
+                            metadata={"task": metrics["task"], "what": "probe inputs [N, L+1, H]"})
         io.write_json(tmp / "metrics.json", metrics)
         io.write_json(tmp / "config.json", cfg)
 

@@ -43,7 +43,7 @@ def _teacher(args):
     cfg = _stage_cfg(args, "teacher")  # bad config fails before heavy imports
     from adabert.teacher import train_teacher  # lazy: fast CLI start-up
 
-    train_teacher(cfg, args.task, Path(args.data), Path(args.out))
+    train_teacher(cfg, args.task, Path(args.data), Path(args.out), Path(args.init) if args.init else None)
 
 
 def _probes(args):
@@ -248,7 +248,8 @@ def _add_search_stages(sub) -> None:
     """prepare, teacher, probes, augment, search, derive, architecture."""
     _add(sub, "prepare", _prepare, "load, cap and tokenise one task's splits", TASK, CONFIG,
          ("--out", {**REQ, "help": "output folder (data contract)"}))
-    _add(sub, "teacher", _teacher, "fine-tune the teacher on one task", TASK, CONFIG, ("--data", REQ), ("--out", REQ))
+    _add(sub, "teacher", _teacher, "fine-tune the teacher on one task", TASK, CONFIG, ("--data", REQ), ("--out", REQ),
+         ("--init", {"default": None, "help": "a teacher folder to start from (teacher.per_task.<task>.init_from)"}))
     _add(sub, "probes", _probes, "train one linear probe per frozen teacher layer", TASK, CONFIG,
          ("--data", REQ), ("--teacher", REQ), ("--out", REQ))
     _add(sub, "augment", _augment, "TinyBERT-style offline augmentation of the training split (teacher-labelled)",

@@ -106,6 +106,13 @@ def check(cfg: dict) -> dict:
         if cfg["variants"][main].get(key) not in (None, cfg[key]):
             raise AdabertError(f"config key 'variants.{main}.{key}': the main variant must run on every one of "
                                f"the top-level {key} ({cfg[key]}); leave it null")
+    for task, recipe in cfg["teacher"].get("per_task", {}).items():
+        source = recipe.get("init_from")
+        if source is not None and task in cfg["tasks"]:
+            _check_subset(f"teacher.per_task.{task}.init_from", [source], cfg["tasks"], "tasks")
+            if source == task or cfg["teacher"]["per_task"].get(source, {}).get("init_from"):
+                raise AdabertError(f"config key 'teacher.per_task.{task}.init_from': {source!r} must be another task "
+                                   "whose teacher starts from the pretrained encoder")
     _check_subset("transfer.tasks", cfg["transfer"]["tasks"], cfg["tasks"], "tasks")
     _check_subset("transfer.seeds", cfg["transfer"]["seeds"], cfg["seeds"], "seeds")
     _check_subset("baselines.seeds", cfg["baselines"]["seeds"], cfg["seeds"], "seeds")
@@ -221,6 +228,8 @@ def stage_config(cfg: dict, stage: str, task: str | None = None, variant: str | 
         caps = cfg["data"].get("per_task", {}).get(task, {})
         cfg["data"] = {**cfg["data"], **caps}
         cfg["data"]["per_task"] = {}
+        recipe = cfg["teacher"].get("per_task", {}).get(task, {})
+        cfg["teacher"] = {**cfg["teacher"], **recipe, "per_task": {}}
     if variant is not None:
         if variant not in cfg["variants"]:
             raise AdabertError(f"unknown variant {variant!r}; defined in config 'variants': {sorted(cfg['variants'])}")

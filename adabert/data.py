@@ -105,8 +105,8 @@ def resolve_glue_dir(cfg: Mapping[str, Any]) -> Path | None:
 
 def _data_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(cfg.get("data") or {})
-    data.setdefault("max_train_examples", 2000)
-    data.setdefault("max_eval_examples", 1000)
+    data.setdefault("max_train_examples", None)
+    data.setdefault("max_eval_examples", None)
     data.setdefault("per_task", {})
     data.setdefault("missing_dev", "carve")
     data.setdefault("carve_examples", 2000)
@@ -413,6 +413,8 @@ def load_splits(cfg: Mapping[str, Any], task: str) -> tuple[TaskSpec, dict[str, 
         split.examples = subsample(split.examples, cap, data["seed"], task, name)
         if len(split.examples) < split.n_available:
             split.capped = True
+            if name != "train":  # a capped evaluation split is not the official one, whatever it was cut from
+                split.official = False
             sub = f"seeded subsample of {len(split.examples):,} of {split.n_available:,} rows"
             split.note = f"{split.note}; {sub}" if split.note else sub
         if split.skipped:

@@ -118,11 +118,12 @@ def load_tokenizer(name: str):
         raise _load_error(name, path, "tokenizer of model", exc) from exc
 
 
-def load_classifier(name: str, num_labels: int, problem_type: str | None = None):
+def load_classifier(name: str, num_labels: int, problem_type: str | None = None, new_head: bool = False):
     """``AutoModelForSequenceClassification`` with ``num_labels`` outputs.
 
     ``problem_type`` is ``"regression"`` (then ``num_labels`` must be 1) or ``"single_label_classification"``;
     ``None`` keeps the checkpoint's. A new classifier head is logged at INFO level, not printed.
+    ``new_head``: the checkpoint is a classifier of another task; its head is replaced when the shapes differ.
     """
     from transformers import AutoModelForSequenceClassification
 
@@ -130,6 +131,8 @@ def load_classifier(name: str, num_labels: int, problem_type: str | None = None)
         raise AdabertError(f"model {name!r}: a regression head has num_labels=1, got {num_labels}")
     path = resolve_model_path(name)
     kwargs: dict[str, Any] = {"num_labels": int(num_labels)}
+    if new_head:
+        kwargs["ignore_mismatched_sizes"] = True
     if problem_type is not None:
         kwargs["problem_type"] = problem_type
     try:

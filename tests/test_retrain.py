@@ -107,6 +107,9 @@ def test_probe_kd_scratch_and_ce_only(mrpc_small, derived, tmp_path, one_thread)
     s2 = _retrain(mrpc_small, derived, tmp_path / "ce", kd="none", epochs=1)
     assert s2["history"][0]["kd"] == 0 and s2["gamma"] == 0.0
     assert s2["history"][0]["loss"] == pytest.approx(s2["history"][0]["ce"])
+    s3 = _retrain(mrpc_small, derived, tmp_path / "probe_only", kd="probe", epochs=1)  # the search's probe mode
+    h = s3["history"][0]
+    assert h["kd_final"] == 0 and h["kd_probe"] > 0 and h["kd"] == pytest.approx(h["kd_probe"])
     # the auxiliary probe heads are not part of the saved student
     saved = io.load_tensors(tmp_path / "probe" / "model.safetensors")
     assert set(saved) == set(Student.from_folder(tmp_path / "probe").state_dict())

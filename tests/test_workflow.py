@@ -31,8 +31,10 @@ def job_counts(stdout: str) -> dict[str, int]:
 
 
 def test_default_dag_covers_every_task_and_seed(tmp_path):
-    proc = snakemake("-n", "--directory", str(tmp_path))
+    proc = snakemake("-n", "-p", "--directory", str(tmp_path))
     assert proc.returncode == 0, proc.stderr + proc.stdout
+    # RTE's teacher starts from MNLI's (teacher.per_task.RTE.init_from): a DAG edge and the --init option
+    assert "--out results/teacher/RTE --init results/teacher/MNLI" in proc.stdout
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 9
     assert counts["search"] == counts["derive"] == 18 + 7 * 2  # main: 9 tasks x 2 seeds; 7 ablations x 2 tasks
@@ -101,9 +103,16 @@ def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
     table = pd.read_csv(res / "tables/teacher.csv")
     assert set(table["task"]) == {"MRPC", "STS-B"}
     assert (table["params_M"] > 20).all()  # MiniLM-L6-H384: 22.7M parameters
+    assert {"task", "split", "split_kind", "main_metric", "value", "best_probe_value", "n_train", "train_time_s",
+            "train_examples_per_s"} <= set(table.columns)
+    probes = table[[c for c in table.columns if c.startswith("probe_L")]]
+    assert (table["best_probe_value"] == probes.max(axis=1)).all()
+    assert set(table["split_kind"]) == {"dev subset (48 of 408)", "dev subset (48 of 1,500)"}  # the smoke caps
     for task in ("MRPC", "STS-B"):
         teacher = json.loads((res / f"teacher/{task}/metrics.json").read_text())
-        assert teacher["task"] == task and teacher["n_train"] == 96
+        assert teacher["task"] == task and teacher["n_train"] == 64 and teacher["n_labelled"] == 96
+        # the students train on the whole teacher-labelled distillation set, more rows than the teacher saw
+        assert json.loads((res / f"retrain/main/{task}/seed0/metrics.json").read_text())["n_train"] == 96
         assert json.loads((res / f"teacher/{task}/config.json").read_text())["task"] == task
         genotype = json.loads((res / f"derive/main/{task}/seed0/genotype.json").read_text())
         assert 1 <= genotype["depth"] <= 3

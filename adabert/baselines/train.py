@@ -78,6 +78,7 @@ def summary(*, task: str, kind: str, seed: int, data: artifacts.DataFolder, reco
         "splits": data.provenance,
         "threads": torch.get_num_threads(),
         "device": device.type,
+        "precision": record["precision"],
     }
     out.update(extra)
     return out

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from adabert import artifacts, io
 from adabert import metrics as metrics_mod
-from adabert.batching import STUDENT_INPUTS, sequential_outputs, shuffled_batches, trim
+from adabert.batching import STUDENT_INPUTS, sequential_outputs, shuffled_batches, subsample_indices, trim
 from adabert.errors import AdabertError
 from adabert.measure.machine import cpu_model
 from adabert.models import load_encoder
@@ -73,19 +73,13 @@ def load_teacher_embeddings(model_dir: Path) -> tuple[torch.Tensor, torch.Tensor
     return word, position, note
 
 
-def subsample_indices(n: int, cap: int, data_seed: int) -> torch.Tensor:
-    """Sorted indices of the search's training subsample: drawn with the data seed, not the search seed,
-    so every search seed sees the same examples and only the search's own randomness differs."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(data_seed))[:cap].sort().values
-
-
 def search_inputs(cfg: dict, task: str, data: artifacts.DataFolder, teacher_dir: Path, probes_dir: Path
                   ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The distillation set (capped at ``search.max_train_examples``) and the main eval split."""
     train = artifacts.distillation_set(data, teacher_dir, probes_dir, STUDENT_INPUTS)
     dev = data.split(data.main_split, STUDENT_INPUTS)
     n_train, cap = int(train["labels"].shape[0]), cfg["search"].get("max_train_examples")
-    if cap is not None and cap < n_train:
+    if cap is not None and cap < n_train:  # the data seed, not the search seed: every seed sees the same rows
         keep = subsample_indices(n_train, cap, int(cfg["data"]["seed"]))
         train = {k: v[keep] for k, v in train.items()}
         log.info("search %s: %d of the %d training examples (search.max_train_examples)", task, cap, n_train)
@@ -254,7 +248,7 @@ def search_summary(task: str, seed: int, variant: str, data: artifacts.DataFolde
         "supernet_params": int(sum(p.numel() for p in net.weight_parameters())),
         "embedding_init": embedding_note, "total_time_s": time.perf_counter() - start_time,
         "train_examples_per_s": n_train * scfg["epochs"] / max(train_time, 1e-9),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(), "precision": "fp32",
         "machine": {"platform": platform.platform(), "cpu": cpu_model(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
     }

@@ -12,13 +12,16 @@ HELD_OUT = "held-out split, not official dev"
 
 
 def split_label(split: str, provenance: dict) -> str:
-    """How a table names an evaluation split: official dev, a partial copy, or a held-out carve-out."""
+    """How a table names an evaluation split: official dev, a subset of it ("dev subset (n of N)": a
+    seeded cap or a partial local copy), or a held-out carve-out of the training data."""
     info = provenance.get(split, {})
-    if info.get("official", True):
-        return "dev"
     note = info.get("note", "")
     if "held-out" in note or "carved" in note:
         return HELD_OUT
+    if info.get("capped") and info.get("n") is not None and info.get("n_available") is not None:
+        return f"dev subset ({info['n']:,} of {info['n_available']:,})"
+    if info.get("official", True):
+        return "dev"
     return f"dev subset ({note})" if note else "dev subset"
 
 

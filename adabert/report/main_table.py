@@ -50,9 +50,10 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return mean, (statistics.stdev(values) if len(values) > 1 else None)
 
 
-def _score_text(mean: float, std: float | None, held_out: bool) -> str:
+def _score_text(mean: float, std: float | None, label: str) -> str:
+    """The cell: mean (± std), † for a held-out split, ‡ for a dev subset (split label of report.common)."""
     text = f"{mean:.1f}" if std is None else f"{mean:.1f} ± {std:.1f}"
-    return text + (" †" if held_out else "")
+    return text + (" †" if label == HELD_OUT else " ‡" if label.startswith("dev subset") else "")
 
 
 def throughput_shape(efficiency: pd.DataFrame) -> tuple[int, int] | None:
@@ -63,6 +64,34 @@ def throughput_shape(efficiency: pd.DataFrame) -> tuple[int, int] | None:
         return None
     b, s = max(zip(rows["batch"].astype(int), rows["seq_len"].astype(int)))
     return int(b), int(s)
+
+
+def _teacher_row(teachers: list[dict], references: pd.DataFrame, shape: tuple[int, int] | None,
+                 label_of) -> dict[str, Any]:
+    """The main table's row of this run's teachers (size, speedup over BERT-base, dev metric per task)."""
+    by_task = {t["task"]: t for t in teachers}
+    model_names = sorted({t["model"] for t in teachers})
+    teacher_row: dict[str, Any] = {"method": f"Teacher: {', '.join(model_names)} (this run)", "source": "this run",
+                                   "split": "dev"}
+    params = sorted({int(t["params"]) for t in teachers})
+    teacher_row["params_M"] = "-".join(dict.fromkeys(f"{p / 1e6:.1f}" for p in (params[0], params[-1]))) if params else ""
+    teacher_speed = []
+    if shape is not None and not references.empty:
+        bert = references[(references["model"] == "bert-base") & (references["engine"] == "torch")
+                          & (references["device"] == "cpu") & (references["batch"] == shape[0])
+                          & (references["seq_len"] == shape[1])]
+        mine = references[(references["model"] == "teacher") & (references["engine"] == "torch")
+                          & (references["device"] == "cpu") & (references["batch"] == shape[0])
+                          & (references["seq_len"] == shape[1])]
+        if not bert.empty:
+            teacher_speed = [float(bert["latency_ms"].iloc[0]) / float(v) for v in mine["latency_ms"]]
+    teacher_row["speedup_vs_bert"] = _span(teacher_speed)
+    for task in PAPER_TASKS:
+        t = by_task.get(task)
+        teacher_row[task] = "" if t is None else _score_text(float(t["main_value"]), None, label_of(t, task))
+        teacher_row[f"{task}_value"] = None if t is None else float(t["main_value"])
+    teacher_row["average"] = _average(teacher_row)
+    return teacher_row
 
 
 def build_main_table(reported: dict, teachers: list[dict], students: list[dict], efficiency: pd.DataFrame,
@@ -83,34 +112,15 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
 
     shape = throughput_shape(efficiency)
     held_out_tasks: set[str] = set()
+    subset_tasks: set[str] = set()
+
+    def label_of(result: dict, task: str) -> str:
+        label = split_label(result["main_split"], result.get("splits", {}))
+        (held_out_tasks if label == HELD_OUT else subset_tasks if label.startswith("dev subset") else set()).add(task)
+        return label
 
     # this run: teachers
-    by_task = {t["task"]: t for t in teachers}
-    model_names = sorted({t["model"] for t in teachers})
-    teacher_row: dict[str, Any] = {"method": f"Teacher: {', '.join(model_names)} (this run)", "source": "this run",
-                                   "split": "dev"}
-    params = sorted({int(t["params"]) for t in teachers})
-    teacher_row["params_M"] = "-".join(dict.fromkeys(f"{p / 1e6:.1f}" for p in (params[0], params[-1]))) if params else ""
-    teacher_speed = []
-    if shape is not None and not references.empty:
-        bert = references[(references["model"] == "bert-base") & (references["engine"] == "torch")
-                          & (references["device"] == "cpu") & (references["batch"] == shape[0])
-                          & (references["seq_len"] == shape[1])]
-        mine = references[(references["model"] == "teacher") & (references["engine"] == "torch")
-                          & (references["device"] == "cpu") & (references["batch"] == shape[0])
-                          & (references["seq_len"] == shape[1])]
-        if not bert.empty:
-            teacher_speed = [float(bert["latency_ms"].iloc[0]) / float(v) for v in mine["latency_ms"]]
-    teacher_row["speedup_vs_bert"] = _span(teacher_speed)
-    for task in PAPER_TASKS:
-        t = by_task.get(task)
-        held = bool(t) and split_label(t["main_split"], t.get("splits", {})) == HELD_OUT
-        if held:
-            held_out_tasks.add(task)
-        teacher_row[task] = "" if t is None else _score_text(float(t["main_value"]), None, held)
-        teacher_row[f"{task}_value"] = None if t is None else float(t["main_value"])
-    teacher_row["average"] = _average(teacher_row)
-    rows.append(teacher_row)
+    rows.append(_teacher_row(teachers, references, shape, label_of))
 
     # this run: the main variant's students, then the baselines (ablations are in the ablation table)
     present = {s["variant"] for s in students}
@@ -139,10 +149,7 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
                 continue
             mean, std = _mean_std(values)
             first = next(s for s in group if s["task"] == task)
-            held = split_label(first["main_split"], first.get("splits", {})) == HELD_OUT
-            if held:
-                held_out_tasks.add(task)
-            row[task], row[f"{task}_value"] = _score_text(mean, std, held), mean
+            row[task], row[f"{task}_value"] = _score_text(mean, std, label_of(first, task)), mean
         row["average"] = _average(row)
         rows.append(row)
 
@@ -161,6 +168,9 @@ def build_main_table(reported: dict, teachers: list[dict], students: list[dict],
     ]
     if held_out_tasks:
         notes.append(f"† {HELD_OUT}: {', '.join(sorted(held_out_tasks))} (see the data stage's meta.json).")
+    if subset_tasks:
+        notes.append(f"‡ dev subset (a seeded cap of the official dev set, data.max_eval_examples): "
+                     f"{', '.join(sorted(subset_tasks))}.")
     missing = [t for t in PAPER_TASKS if df.loc[df["source"] == "this run", t].eq("").all()]
     if missing:
         notes.append(f"Not in this run's config: {', '.join(missing)}.")

@@ -31,14 +31,18 @@ def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path]) -> pd.DataFra
                 "metrics": ", ".join(f"{k} {v:.2f}" for k, v in sorted(metrics.items())),
                 "params_M": m["params"] / 1e6,
                 "n_train": m["n_train"],
+                "n_labelled": m.get("n_labelled", m["n_train"]),
                 "train_time_s": m["train_time_s"],
                 "train_examples_per_s": m["train_examples_per_s"],
+                "precision": m.get("precision", "fp32"),
             }
             probes = probes_by_task.get(task)
             if probes is None:
                 raise AdabertError(f"no probes.json for task {task} among {[str(p) for p in probe_dirs]}")
-            for layer in probes["layers"]:
-                row[f"probe_L{layer['layer']}"] = layer["eval"][split][m["main_metric"]]
+            values = {f"probe_L{layer['layer']}": layer["eval"][split][m["main_metric"]] for layer in probes["layers"]}
+            row["best_probe_value"] = max(values.values())
+            row["head_beats_probes"] = row["value"] >= row["best_probe_value"]
+            row.update(values)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -49,7 +53,8 @@ def write_teacher_table(teacher_dirs: list[Path], probe_dirs: list[Path], md_pat
     notes = [
         f"Teacher model: {', '.join(models)}. Metrics in percent points on each task's evaluation split.",
         "split_kind 'dev' = the official GLUE dev set; 'held-out split, not official dev' = carved out of the "
-        "training data (disjoint) because no dev file is available; 'dev subset' = a partial copy of the official split.",
+        "training data (disjoint) because no dev file is available; 'dev subset (n of N)' = a seeded cap of the official "
+        "split (data.max_eval_examples); 'dev subset (note)' = a partial local copy of it.",
         "probe_L0 = linear probe on the mean-pooled embedding output; probe_Ll = probe on the [CLS] state of layer l.",
     ]
     write_table(df, md_path, csv_path, "Teachers", notes)

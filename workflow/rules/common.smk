@@ -72,6 +72,21 @@ def stage_config(stage):
     return view
 
 
+def teacher_init(wildcards):
+    """The teacher a task's teacher starts from (teacher.per_task.<task>.init_from), as a named input."""
+    source = config["teacher"]["per_task"].get(wildcards.task, {}).get("init_from")
+    return {"init": f"results/teacher/{source}/metrics.json"} if source else {}
+
+
+def teacher_init_option(wildcards, input):
+    """Params function: ``--init <folder>`` (shell-quoted) when the teacher starts from another task's."""
+    return (
+        f"--init {shlex.quote(os.path.dirname(input.init))}"
+        if "init" in input.keys()
+        else ""
+    )
+
+
 def out_folder(wildcards, output):
     """Params function: the folder of the first output file (the stage writes the whole folder)."""
     return os.path.dirname(output[0])

@@ -1,6 +1,7 @@
 rule teacher:
     """Fine-tune the teacher encoder; dev metrics and train/dev logits (the KD targets)."""
     input:
+        unpack(teacher_init),
         meta=rules.prepare.output.meta,
         train=rules.prepare.output.train,
     output:
@@ -21,9 +22,10 @@ rule teacher:
         cfg=stage_config("teacher"),
         data=in_folder("meta"),
         out=out_folder,
+        init=teacher_init_option,
     shell:
         "python -m adabert teacher --task {wildcards.task:q} --config {params.cfg:q}"
-        " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
+        " --data {params.data:q} --out {params.out:q} {params.init} > {log:q} 2>&1"
 
 
 rule probes:
