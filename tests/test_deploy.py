@@ -23,6 +23,7 @@ from adabert.kinds import KINDS, MODEL_KINDS, export_kind, kind_of_folder
 from adabert.measure import measure_model, model_under_test, validate_measurement
 from adabert.predict import predict_file
 from adabert.retrain import run_retrain
+from conftest import n_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -316,7 +317,8 @@ def test_efficiency_table(student, tmp_path):
     assert md.read_text().startswith("# Student efficiency") and pd.read_csv(csv).shape[0] == 1
     refs = pd.read_csv(tmp_path / "eff_references.csv")
     assert set(refs["model"]) == {"teacher", "bert-base"}
-    assert row["split_kind"] == "dev subset (64 of 408)"  # the fixture caps MRPC dev at 64 rows
+    n_dev = n_rows(Path(student["cfg"]["glue_dir"]) / "MRPC" / "dev.tsv")  # the full copy: 408
+    assert row["split_kind"] == f"dev subset (64 of {n_dev:,})"  # the small config caps MRPC dev at 64 rows
 
     # The main comparison table from the same real outputs: its numbers equal the result JSONs.
     from adabert.report.main_table import write_main_table

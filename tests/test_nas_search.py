@@ -14,6 +14,7 @@ from adabert.artifacts import read_data
 from adabert.batching import STUDENT_INPUTS
 from adabert.nas.search import predict, run_search, subsample_indices
 from adabert.student import Student
+from conftest import n_rows
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,7 @@ def test_bad_inputs_are_named(mrpc_small, tmp_path, one_thread):
         _search(small, tmp_path / "out")
 
 
-def test_search_table_equals_the_result_jsons_and_marks_held_out_splits(searched, tmp_path):
+def test_search_table_equals_the_result_jsons_and_marks_held_out_splits(searched, mrpc_small, tmp_path):
     from adabert.report.common import HELD_OUT
     from adabert.report.search_table import write_search_table
 
@@ -134,7 +135,8 @@ def test_search_table_equals_the_result_jsons_and_marks_held_out_splits(searched
     row = df.iloc[0]
     summary = searched["summary"]
     assert (row["task"], row["seed"], row["depth"]) == ("MRPC", 0, summary["best_genotype"]["depth"])
-    assert row["dev_main"] == summary["best_dev_main"] and row["split_kind"] == "dev subset (64 of 408)"  # capped
+    n_dev = n_rows(Path(mrpc_small["cfg"]["glue_dir"]) / "MRPC" / "dev.tsv")  # the full copy: 408
+    assert row["dev_main"] == summary["best_dev_main"] and row["split_kind"] == f"dev subset (64 of {n_dev:,})"
     assert row["params_M"] * 1e6 == pytest.approx(searched["derived"]["params"])
     n_kept = sum(len(node) for node in summary["best_genotype"]["nodes"])
     assert sum(row[c] for c in df.columns if c.startswith("n_")) == n_kept

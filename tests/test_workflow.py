@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import n_rows
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = str(Path(sys.executable).parent)
@@ -107,7 +108,9 @@ def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
             "train_examples_per_s"} <= set(table.columns)
     probes = table[[c for c in table.columns if c.startswith("probe_L")]]
     assert (table["best_probe_value"] == probes.max(axis=1)).all()
-    assert set(table["split_kind"]) == {"dev subset (48 of 408)", "dev subset (48 of 1,500)"}  # the smoke caps
+    # the smoke caps, of the rows of the dev files (the full copy: 408 and 1,500)
+    assert set(table["split_kind"]) == {f"dev subset (48 of {n_rows(glue_dir / task / 'dev.tsv'):,})"
+                                        for task in ("MRPC", "STS-B")}
     for task in ("MRPC", "STS-B"):
         teacher = json.loads((res / f"teacher/{task}/metrics.json").read_text())
         assert teacher["task"] == task and teacher["n_train"] == 64 and teacher["n_labelled"] == 96
