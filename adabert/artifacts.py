@@ -41,7 +41,6 @@ PROBE_WEIGHTS_FILE = "probes.safetensors"
 PROBE_LOGITS_FILE = "probe_logits.safetensors"
 SUPERNET_FILE = "supernet.safetensors"
 HISTORY_FILE = "alpha_history.json"
-TARGET_KEYS = ("teacher_logits", "teacher_probe_logits")
 ENCODING_NOTE = (
     "student inputs: each sentence tokenised alone as [CLS] s [SEP] (padding to max_seq_length, truncation); "
     "single-sentence tasks repeat sentence a as b"

@@ -74,10 +74,12 @@ import torch
 import torch.nn.functional as F
 
 from adabert import artifacts, io
-from adabert.batching import PACKED_INPUTS, batched_outputs
+from adabert.batching import PACKED_INPUTS
 from adabert.data import Example
 from adabert.encode import TENSOR_KEYS, encode_split, load_tokenizer
 from adabert.errors import AdabertError
+from adabert.probes import load_teacher, probe_logits
+from adabert.teacher import label as teacher_label
 
 log = logging.getLogger(__name__)
 
@@ -548,8 +550,6 @@ def _check_tokenizer(data: artifacts.DataFolder, inputs: dict, teacher_model: st
 
 def _load_checked_teacher(ctx: _Context):
     """The frozen teacher (its depth checked against the probes) and its input embeddings (float32, CPU)."""
-    from adabert.probes import load_teacher
-
     model_dir, layers = artifacts.teacher_model_dir(ctx.teacher_dir), ctx.inputs["layers"]
     teacher = load_teacher(ctx.teacher_dir, ctx.data.meta)
     if int(teacher.config.num_hidden_layers) + 1 != layers:
@@ -633,25 +633,21 @@ def _generate(ctx: _Context, cand: _Candidates) -> _Generated:
     return _Generated(new_rows, dropped, replaced_total, time.perf_counter() - t0)
 
 
-def _teacher_pass(ctx: _Context, teacher, aug: dict[str, torch.Tensor] | None, n_check: int) -> torch.Tensor:
-    """``[n_check + A, C + (L+1) C]``: the teacher's logits and probe logits on the first ``n_check`` original
-    rows and the augmented rows, in one batched pass of the frozen teacher."""
-    from adabert.probes import layer_features, probe_logits
-
-    inputs, device = ctx.inputs, ctx.device
+def _teacher_pass(ctx: _Context, teacher, aug: dict[str, torch.Tensor] | None,
+                  n_check: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's logits ``[n_check + A, C]`` and probe logits ``[n_check + A, L + 1, C]`` on the first
+    ``n_check`` original rows and the augmented rows: the teacher stage's labelling pass (at the precision the
+    teacher labelled its own rows with), then the stored probes on its features."""
+    inputs = ctx.inputs
     packed = {key: torch.cat([inputs["train"][key][:n_check].long()] + ([aug[key]] if aug is not None else []))
               for key in PACKED_INPUTS}
-    weight = inputs["probes"]["weight"].double().to(device)
-    bias = inputs["probes"]["bias"].double().to(device)
-    teacher.to(device)
-
-    def forward(batch):
-        out = teacher(**batch, output_hidden_states=True)
-        feats = layer_features(out.hidden_states, batch["attention_mask"])
-        # float64 as in the probes stage: the folded standardisation makes some probe weights large
-        return torch.cat([out.logits.float(), probe_logits(feats.double(), weight, bias).float().flatten(1)], dim=1)
-
-    return batched_outputs(forward, packed, int(ctx.acfg["batch_size"]), device, desc=f"augment teacher {ctx.task}")
+    metrics = ctx.teacher_dir / "metrics.json"
+    precision = io.read_json(metrics).get("precision", "fp32") if metrics.is_file() else "fp32"
+    logits, features = teacher_label(teacher.to(ctx.device), packed, int(ctx.acfg["batch_size"]), ctx.device,
+                             f"augment teacher {ctx.task}", precision)
+    # float64 as in the probes stage: the folded standardisation makes some probe weights large
+    weight, bias = inputs["probes"]["weight"].double(), inputs["probes"]["bias"].double()
+    return logits, probe_logits(features.double(), weight, bias).float()
 
 
 def _check_reproduced(ctx: _Context, logits: torch.Tensor, probe: torch.Tensor, n_check: int) -> dict:
@@ -679,8 +675,8 @@ def _set_labels(ctx: _Context, new_rows: list[dict[str, Any]], aug: dict[str, to
     regression = ctx.data.regression
     labels = aug_logits[:, 0].clone() if regression else aug_logits.argmax(dim=1)
     aug["labels"] = labels.float() if regression else labels.long()
-    for r, label in zip(new_rows, labels.tolist()):
-        r["label"] = float(label) if regression else int(label)
+    for r, value in zip(new_rows, labels.tolist()):
+        r["label"] = float(value) if regression else int(value)
     if regression:
         return None
     gold = {r.idx: r.label for r in ctx.inputs["rows"]}
@@ -697,10 +693,8 @@ def _label_with_teacher(ctx: _Context, teacher, gen: _Generated) -> _Targets:
     t_encode = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_check = min(CHECK_ROWS, len(ctx.inputs["rows"]))
-    outputs = _teacher_pass(ctx, teacher, aug, n_check)
+    logits, probe = _teacher_pass(ctx, teacher, aug, n_check)
     t_teacher = time.perf_counter() - t0
-    num_labels, layers = ctx.data.num_labels, ctx.inputs["layers"]
-    logits, probe = outputs[:, :num_labels], outputs[:, num_labels:].reshape(-1, layers, num_labels)
     check = _check_reproduced(ctx, logits, probe, n_check)
     agree = _set_labels(ctx, gen.rows, aug, logits[n_check:])
     return _Targets(aug, logits[n_check:], probe[n_check:], check, agree, t_encode, t_teacher)

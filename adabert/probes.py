@@ -32,9 +32,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from adabert import io, models
+from adabert import artifacts, io, metrics, models
 from adabert.errors import AdabertError
-from adabert import artifacts, metrics
 from adabert.batching import PACKED_INPUTS, batched_outputs
 
 log = logging.getLogger(__name__)
@@ -171,14 +170,13 @@ def train_probes(cfg: dict, task: str, data_dir: str | os.PathLike, teacher_dir:
     io.set_seed(int(pcfg["seed"]))
     device = io.device()
     t0 = time.perf_counter()
-    model = load_teacher(teacher_dir, meta)
-    num_layers = int(model.config.num_hidden_layers)
     features = artifacts.read_teacher_features(teacher_dir, splits, {s: data[s]["labels"].shape[0] for s in splits})
     if features is None:  # a teacher folder without the labelling pass's features: run the teacher here
         eval_bs = int(cfg.get("teacher", {}).get("eval_batch_size", 128))
-        model.to(device)
+        model = load_teacher(teacher_dir, meta).to(device)
         features = {s: extract_features(model, data[s], eval_bs, device, desc=f"features {s}") for s in splits}
-    del model
+        del model
+    num_layers = int(io.read_json(artifacts.teacher_model_dir(teacher_dir) / "config.json")["num_hidden_layers"])
     if features["train"].shape[1] != num_layers + 1:
         raise AdabertError(f"{teacher_dir / 'model'}: {features['train'].shape[1]} hidden states for "
                            f"{num_layers} layers (expected embedding + one per layer)")

@@ -59,30 +59,28 @@ class Recipe:
     order: Order = field(default=shuffled_batches)
 
 
-def param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
-    """AdamW groups: no weight decay on biases, norms, embedding tables and attention logits (dim < 2)."""
-    decay, no_decay = [], []
+def _student_no_decay(name: str, param: nn.Parameter) -> bool:
+    return param.dim() < 2 or "embeddings" in name
+
+
+def _transformer_no_decay(name: str, param: nn.Parameter) -> bool:
+    return name.endswith(".bias") or "LayerNorm" in name or "layer_norm" in name or param.dim() == 1
+
+
+def param_groups(modules: list[nn.Module], weight_decay: float, no_decay=_student_no_decay) -> list[dict]:
+    """AdamW groups of the trainable parameters: weight decay except where ``no_decay(name, param)``
+    (default: biases, norms, embedding tables and attention logits, i.e. dim < 2 or an embedding)."""
+    decay, exempt = [], []
     for module in modules:
-        for name, p in module.named_parameters():
-            if p.dim() < 2 or "embeddings" in name:
-                no_decay.append(p)
-            else:
-                decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        for name, param in module.named_parameters():
+            if param.requires_grad:
+                (exempt if no_decay(name, param) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
 
 
 def transformer_param_groups(modules: list[nn.Module], weight_decay: float) -> list[dict]:
     """AdamW groups of the usual transformer fine-tuning recipe: no decay on biases and LayerNorm weights."""
-    decay, no_decay = [], []
-    for module in modules:
-        for name, param in module.named_parameters():
-            if not param.requires_grad:
-                continue
-            if name.endswith(".bias") or "LayerNorm" in name or "layer_norm" in name or param.dim() == 1:
-                no_decay.append(param)
-            else:
-                decay.append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return param_groups(modules, weight_decay, _transformer_no_decay)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
