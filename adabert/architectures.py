@@ -1,18 +1,20 @@
 """Architectures not searched on the task they are trained for, written as derive folders.
 
-Two studies retrain architectures that the search did not produce for the task at hand, with the
-main variant's retrain recipe from scratch (``retrain.init: scratch``):
+Two studies retrain architectures that the search did not produce for the task at hand:
 
 * **random architectures** (baseline): :func:`~adabert.nas.genotype.sample_genotype` draws a genotype
-  uniformly from the search space;
-* **cross-task transfer**: the genotype searched on task A is trained on task B.
+  uniformly from the search space. For a fair comparison they start exactly as the searched students
+  do (the main variant's ``retrain.init``): with ``inherit`` their weights are cut out of the same
+  supernet as the task's searched student (seed ``seeds[0]`` of the main search, the derive stage's
+  :func:`~adabert.nas.derive.student_weights`); with ``scratch`` they are a fresh seeded student with
+  that supernet's embedding. Either way they are retrained with the main variant's recipe.
+* **cross-task transfer**: the genotype searched on task A is trained on task B from scratch (the
+  supernet of A was trained on A's data), with the target task's searched student's embedding.
 
 Both are written in the Derive contract (``genotype.json`` + ``weights.safetensors`` + ``derive.json``)
-so the retrain stage reads them unchanged. The weights are a freshly initialised student (seeded), whose
-embedding tables and embedding LayerNorm are the target task's searched student's (``embeddings_dir``:
-a derive folder of the target task). The retrain stage's scratch mode keeps exactly those tables and
-re-initialises everything else, so every architecture of a comparison starts from the same embedding
-and differs only in its cells.
+so the retrain stage reads them unchanged. The retrain stage's scratch mode keeps the embedding tables
+and re-initialises everything else, so every architecture of a comparison starts from the same
+embedding and differs only in its cells.
 """
 
 from __future__ import annotations
@@ -25,23 +27,22 @@ import torch
 
 from adabert import artifacts, io
 from adabert.errors import AdabertError
+from adabert.nas.derive import load_supernet, student_weights
 from adabert.nas.genotype import Genotype, sample_genotype
 from adabert.student import WEIGHTS_FILE, Student
 
 EMBEDDING_KEYS = ("word_embeddings.weight", "position_embeddings.weight", "layer_norm.weight", "layer_norm.bias")
 
 
-def architecture_weights(genotype: Genotype, embeddings_dir: str | os.PathLike, num_labels: int,
-                         seed: int) -> dict[str, torch.Tensor]:
-    """A seeded fresh student of ``genotype`` for ``num_labels`` outputs with the embedding of ``embeddings_dir``."""
-    path = Path(embeddings_dir) / WEIGHTS_FILE
-    source = io.load_tensors(path)
+def fresh_student(genotype: Genotype, source: dict[str, torch.Tensor], origin: str, num_labels: int,
+                  seed: int) -> dict[str, torch.Tensor]:
+    """A seeded fresh student of ``genotype`` with the embedding tables of ``source`` (a student state)."""
     missing = [k for k in EMBEDDING_KEYS if k not in source]
     if missing:
-        raise AdabertError(f"{path}: missing tensor(s) {missing} (expected a derive folder's weights)")
+        raise AdabertError(f"{origin}: missing tensor(s) {missing} (expected a derive folder's weights)")
     width = int(source["word_embeddings.weight"].shape[1])
     if width != genotype.width:
-        raise AdabertError(f"{path}: embedding width {width} differs from the genotype's width {genotype.width}")
+        raise AdabertError(f"{origin}: embedding width {width} differs from the genotype's width {genotype.width}")
     torch.manual_seed(int(seed))
     student = Student(genotype, int(source["word_embeddings.weight"].shape[0]),
                       int(source["position_embeddings.weight"].shape[0]), int(num_labels))
@@ -51,25 +52,48 @@ def architecture_weights(genotype: Genotype, embeddings_dir: str | os.PathLike, 
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def write_architecture(genotype: Genotype, embeddings_dir: str | os.PathLike, data_dir: str | os.PathLike,
-                       out_dir: str | os.PathLike, seed: int, info: dict, cfg: dict) -> dict:
-    """Write ``genotype`` as a derive folder for the task of ``data_dir``; returns the summary."""
-    data = artifacts.read_data(data_dir)
-    tensors = architecture_weights(genotype, embeddings_dir, data.num_labels, seed)
-    info = {**info, "task": data.meta.get("task"), "embeddings_dir": str(embeddings_dir)}
+def architecture_weights(genotype: Genotype, embeddings_dir: str | os.PathLike, num_labels: int,
+                         seed: int) -> dict[str, torch.Tensor]:
+    """A seeded fresh student of ``genotype`` for ``num_labels`` outputs with the embedding of ``embeddings_dir``."""
+    path = Path(embeddings_dir) / WEIGHTS_FILE
+    return fresh_student(genotype, io.load_tensors(path), str(path), num_labels, seed)
+
+
+def supernet_weights(genotype: Genotype, supernet_path: str | os.PathLike, num_labels: int, seed: int,
+                     init: str) -> dict[str, torch.Tensor]:
+    """``genotype``'s weights from a search's supernet: cut out of it (``init`` "inherit", as the derive
+    stage does for the searched genotype) or fresh with its embedding ("scratch")."""
+    net = load_supernet(supernet_path)
+    if net.num_labels != int(num_labels):
+        raise AdabertError(f"{supernet_path}: {net.num_labels} outputs, the task has {num_labels}")
+    inherited = student_weights(net, genotype)
+    if init == "inherit":
+        return inherited
+    return fresh_student(genotype, inherited, str(supernet_path), num_labels, seed)
+
+
+def write_architecture(genotype: Genotype, tensors: dict[str, torch.Tensor], data: artifacts.DataFolder,
+                       out_dir: str | os.PathLike, info: dict, cfg: dict) -> dict:
+    """Write ``genotype`` with ``tensors`` as a derive folder for the task of ``data``; returns the summary."""
+    info = {**info, "task": data.meta.get("task")}
     return artifacts.write_derived(out_dir, genotype=genotype, tensors=tensors, info=info, cfg=cfg)
 
 
-def run_random_architecture(cfg: dict, task: str, sample: int, embeddings_dir: str | os.PathLike,
+def run_random_architecture(cfg: dict, task: str, sample: int, search_dir: str | os.PathLike,
                             data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
-    """Sample random architecture number ``sample`` of ``task`` from the search space of ``cfg['search']``."""
-    scfg = cfg["search"]
+    """Sample random architecture number ``sample`` of ``task`` from the search space of ``cfg['search']``,
+    with weights from the supernet of ``search_dir`` (see the module docstring)."""
+    scfg, init = cfg["search"], cfg["retrain"]["init"]
     # A per-task seed: the same sample index draws different architectures on different tasks.
     seed = zlib.crc32(f"{task}/{int(sample)}".encode("utf-8"))
     genotype = sample_genotype(scfg["ops"], int(scfg["nodes"]), int(scfg["k_max"]), int(scfg["width"]), seed,
                                fixed_depth=scfg.get("fixed_depth"))
-    info = {"kind": "random", "sample": int(sample), "sample_seed": seed}
-    return write_architecture(genotype, embeddings_dir, data_dir, out_dir, seed, info, cfg)
+    data = artifacts.read_data(data_dir)
+    supernet = Path(search_dir) / artifacts.SUPERNET_FILE
+    tensors = supernet_weights(genotype, supernet, data.num_labels, seed, init)
+    info = {"kind": "random", "sample": int(sample), "sample_seed": seed, "init": init,
+            "supernet": str(supernet)}
+    return write_architecture(genotype, tensors, data, out_dir, info, cfg)
 
 
 def run_transfer_architecture(cfg: dict, task: str, genotype_path: str | os.PathLike,
@@ -80,5 +104,7 @@ def run_transfer_architecture(cfg: dict, task: str, genotype_path: str | os.Path
     derive_json = Path(genotype_path).with_name("derive.json")
     source = io.read_json(derive_json) if derive_json.is_file() else {}
     info = {"kind": "transfer", "genotype_path": str(genotype_path), "source_search": source.get("search_dir"),
-            "seed": int(seed)}
-    return write_architecture(genotype, embeddings_dir, data_dir, out_dir, seed, info, cfg)
+            "seed": int(seed), "init": "scratch", "embeddings_dir": str(embeddings_dir)}
+    data = artifacts.read_data(data_dir)
+    tensors = architecture_weights(genotype, embeddings_dir, data.num_labels, seed)
+    return write_architecture(genotype, tensors, data, out_dir, info, cfg)

@@ -272,7 +272,8 @@ def write_derived(out_dir: str | os.PathLike, *, genotype: Genotype, tensors: di
     student), ``derive.json`` (``info`` plus the architecture and its size) and config; returns derive.json."""
     student = Student.from_tensors(genotype, tensors, source=f"{out_dir}: derived weights")
     summary = {**info, "genotype": genotype.to_dict(), "depth": genotype.depth, "params": student.num_parameters(),
-               "params_without_embeddings": student.num_parameters(include_embeddings=False)}
+               "params_without_embeddings": student.num_parameters(include_embeddings=False),
+               "gflops_seq128": student.flops_per_sample(128) / 1e9, "has_conv": genotype.has_conv}
     with io.atomic_dir(out_dir) as tmp:
         genotype.save(tmp / GENOTYPE_FILE)
         io.save_tensors(tmp / WEIGHTS_FILE, tensors, metadata={"format": "adabert-student", "schema_version": "1"})

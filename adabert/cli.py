@@ -80,11 +80,14 @@ def _architecture(args):
     from adabert import architectures  # lazy: fast CLI start-up
 
     if args.kind == "random":
-        architectures.run_random_architecture(cfg, args.task, args.sample, Path(args.embeddings), Path(args.data),
+        if not args.search:
+            raise AdabertError("architecture --kind random needs --search (the task's main search folder)")
+        architectures.run_random_architecture(cfg, args.task, args.sample, Path(args.search), Path(args.data),
                                               Path(args.out))
     else:
-        if not args.genotype:
-            raise AdabertError("architecture --kind transfer needs --genotype (the source task's genotype.json)")
+        if not args.genotype or not args.embeddings:
+            raise AdabertError("architecture --kind transfer needs --genotype (the source task's genotype.json)"
+                               " and --embeddings (a derive folder of the target task)")
         architectures.run_transfer_architecture(cfg, args.task, Path(args.genotype), Path(args.embeddings),
                                                 Path(args.data), Path(args.out), seed=args.sample)
 
@@ -100,6 +103,18 @@ def _search_table(args):
     from adabert.report.search_table import write_search_table  # lazy: fast CLI start-up
 
     write_search_table([Path(p) for p in args.derived], Path(args.out_md), Path(args.out_csv))
+
+
+def _task_adaptivity(args):
+    from adabert.report.adaptivity import write_adaptivity  # lazy: fast CLI start-up
+
+    write_adaptivity([Path(p) for p in args.derived], Path(args.out_md), Path(args.out_csv))
+
+
+def _random_study(args):
+    from adabert.report.random_study import write_random_study  # lazy: fast CLI start-up
+
+    write_random_study(Path(args.efficiency), args.main_variant, Path(args.out), engine=args.engine)
 
 
 def _cost_table(args):
@@ -123,7 +138,8 @@ def _ablation_table(args):
     except json.JSONDecodeError as exc:
         raise AdabertError(f"--variants: not valid JSON ({exc})") from None
     write_ablation_table([Path(p) for p in args.results], Path(args.efficiency), variants, args.main_variant,
-                         Path(args.out))
+                         Path(args.out), main_beta=args.main_beta,
+                         beta_figure=Path(args.beta_figure) if args.beta_figure else None)
 
 
 def _transfer_table(args):
@@ -148,7 +164,8 @@ def _efficiency_summary(args):
 def _readme_section(args):
     from adabert.report.readme import write_section  # lazy: fast CLI start-up
 
-    write_section(Path(args.main), Path(args.figure), Path(args.measurement), Path(args.readme), Path(args.out))
+    write_section(Path(args.main), Path(args.figure), Path(args.measurement), Path(args.out),
+                  Path(args.efficiency) if args.efficiency else None)
 
 
 def _readme(args):
@@ -212,8 +229,10 @@ def _measure(args):
     measure_model(args.model_kind, args.model, args.engine, args.device, args.batch, args.seq_len, args.threads,
                   Path(args.out), num_labels=args.num_labels, min_seconds=args.min_seconds,
                   min_batches=args.min_batches, warmup=args.warmup, max_batches=args.max_batches,
-                  peak_seconds=args.peak_seconds, onnx_dir=args.onnx_dir,
-                  subject={"task": args.task, "variant": args.variant, "seed": args.seed})
+                  peak_seconds=args.peak_seconds, repeats=args.repeats, onnx_dir=args.onnx_dir,
+                  subject={"task": args.task, "variant": args.variant, "seed": args.seed}, int8_mode=args.int8,
+                  data_dir=args.data, calibration_examples=args.calibration_examples,
+                  references=not args.no_references)
 
 
 def _efficiency_table(args):
@@ -260,11 +279,12 @@ def _add_search_stages(sub) -> None:
     _add(sub, "derive", _derive, "derive the genotype and inherited weights from a search", CONFIG,
          ("--search", REQ), ("--out", REQ))
     _add(sub, "architecture", _architecture,
-         "a random or transferred architecture as a derive folder (retrained from scratch)",
+         "a random or transferred architecture as a derive folder",
          TASK, CONFIG, ("--kind", {**REQ, "choices": ["random", "transfer"]}),
          ("--sample", {"type": int, "default": 0, "help": "random: sample index; transfer: init seed"}),
          ("--genotype", {"help": "transfer: genotype.json searched on the source task"}),
-         ("--embeddings", {**REQ, "help": "derive folder of the target task (its embedding tables)"}),
+         ("--search", {"help": "random: the task's main search folder (its supernet gives the weights)"}),
+         ("--embeddings", {"help": "transfer: derive folder of the target task (its embedding tables)"}),
          ("--data", {**REQ, "help": "prepared data of the target task"}), ("--out", REQ))
 
 
@@ -275,6 +295,12 @@ def _add_report_commands(sub) -> None:
          ("--out-md", REQ), ("--out-csv", REQ))
     _add(sub, "search-table", _search_table, "table of searched architectures",
          ("--derived", {"nargs": "+", **REQ}), ("--out-md", REQ), ("--out-csv", REQ))
+    _add(sub, "task-adaptivity", _task_adaptivity, "genotype distances within vs across tasks",
+         ("--derived", {"nargs": "+", **REQ, "help": "genotype.json of every main search"}),
+         ("--out-md", REQ), ("--out-csv", REQ))
+    _add(sub, "random-study", _random_study, "searched vs random architectures per task",
+         ("--efficiency", {**REQ, "help": "the efficiency table's CSV"}), ("--main-variant", {"default": "main"}),
+         ("--engine", {"default": "torch"}), ("--out", {**REQ, "help": "output stem (.md, .tex, .csv)"}))
     _add(sub, "cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
          ("--benchmarks", {"nargs": "+", **REQ, "help": "folders of benchmark files (<folder>/<stage>/...)"}),
          ("--out-md", REQ), ("--out-csv", REQ))
@@ -283,7 +309,8 @@ def _add_report_commands(sub) -> None:
          ("--retrained", {"nargs": "+", **REQ, "help": "retrain metrics.json"}), EFFICIENCY, STEM, MAIN_VARIANT)
     _add(sub, "ablation-table", _ablation_table, "every variant's dev metric, depth, size and speed", RESULTS,
          EFFICIENCY, ("--variants", {**REQ, "help": "the config's variants mapping as JSON (describes each row)"}),
-         MAIN_VARIANT, STEM)
+         MAIN_VARIANT, STEM, ("--main-beta", {"type": float, "default": 4.0, "help": "loss.beta of the main variant"}),
+         ("--beta-figure", {"help": "stem of the beta trade-off figure (.png/.pdf)"}))
     _add(sub, "transfer-table", _transfer_table, "cross-task transfer matrix of the searched genotypes", RESULTS, STEM)
     _add(sub, "seed-table", _seed_table, "mean ± std over seeds of every model", TEACHER_METRICS, RESULTS,
          MAIN_VARIANT, STEM)
@@ -292,7 +319,8 @@ def _add_report_commands(sub) -> None:
     _add(sub, "readme-section", _readme_section, "the README's results section from the main table and speedup figure",
          ("--main", {**REQ, "help": "paper/tables/main.md"}), ("--figure", {**REQ, "help": "paper/figures/speedup.png"}),
          ("--measurement", {**REQ, "help": "a measurement JSON of the run (machine and library versions)"}),
-         ("--readme", {"default": "README.md", "help": "the README the links are relative to"}), ("--out", REQ))
+         ("--efficiency", {"default": None, "help": "paper/tables/efficiency.csv (the efficiency summary)"}),
+         ("--out", {**REQ, "help": "the section file (its links are relative to its folder)"}))
     _add(sub, "readme", _readme, "replace the README's results section with the generated one",
          ("--readme", {"default": "README.md"}), ("--section", {"default": "paper/README_results.md"}))
     _add(sub, "figures", _figures, "searched cells, search dynamics, teacher probes, speedup and Pareto figures",
@@ -330,14 +358,25 @@ def _add_measure_commands(sub) -> None:
          ("--model-kind", {**REQ, "choices": list(MODEL_KINDS)}),
          ("--model", {"help": "student folder, teacher folder, baseline folder (bilstm, truncated), or (bert-base) "
                               "a local bert-base-uncased folder; omit for the BERT-base architecture with random weights"}),
-         ("--engine", {**REQ, "choices": ["torch", "onnxruntime", "onnxruntime-int8"]}),
+         ("--engine", {**REQ, "choices": ["torch", "torch-fp16", "onnxruntime", "onnxruntime-int8"],
+                       "help": "torch-fp16: cuda only; onnxruntime-int8: cpu only"}),
          ("--device", {"default": "cpu", "choices": ["cpu", "cuda"]}),
          ("--batch", {**REQ, "type": int}), ("--seq-len", {**REQ, "type": int}),
          ("--threads", {**REQ, "type": int}), ("--out", {**REQ, "help": "measurement JSON"}),
          ("--num-labels", {"type": int, "default": 2, "help": "bert-base: classifier outputs"}),
-         ("--min-seconds", {"type": float, "default": 1.0}), ("--min-batches", {"type": int, "default": 3}),
+         ("--min-seconds", {"type": float, "default": 2.0, "help": "timed work per round (seconds)"}),
+         ("--min-batches", {"type": int, "default": 3, "help": "timed batches per round"}),
+         ("--repeats", {"type": int, "default": 3, "help": "rounds (median and spread over them)"}),
          ("--warmup", {"type": int, "default": 1}), ("--max-batches", {"type": int, "default": None}),
-         ("--peak-seconds", {"type": float, "default": 0.5, "help": "GEMM peak measurement (0 = skip)"}),
+         ("--peak-seconds", {"type": float, "default": 1.0,
+                             "help": "GEMM peak measurement per repeat (0 = skip)"}),
+         ("--no-references", {"action": "store_true",
+                              "help": "time the engine alone (no same-job references interleaved with it)"}),
+         ("--int8", {"default": "auto", "choices": ["static", "dynamic", "auto"],
+                     "help": "onnxruntime-int8: static (calibrated QDQ), dynamic, or auto (both timed, faster kept)"}),
+         ("--data", {"help": "the task's prepared Data folder: static int8 is calibrated on its training rows "
+                             "(default: synthetic rows)"}),
+         ("--calibration-examples", {"type": int, "default": 256, "help": "rows calibrating static int8"}),
          ("--onnx-dir", {"help": "keep the exported ONNX graphs here (default: a temporary folder)"}),
          ("--task", {"help": "task the model belongs to (recorded)"}),
          ("--variant", {"help": "variant (recorded)"}), ("--seed", {"type": int, "help": "seed (recorded)"}))

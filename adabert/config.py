@@ -194,7 +194,7 @@ STAGE_SECTIONS = {
     "measure": ("measure",),
     "augment": ("glue_dir", "custom_tasks", "data", "teacher", "probes", "augment"),
     "baseline": ("data", "teacher", "loss", "baselines.bilstm", "baselines.truncated"),
-    "architecture": ("search",),
+    "architecture": ("search", "retrain.init"),
 }
 
 RANDOM_VARIANT = "random"  # retrained random architectures (baselines.random)
@@ -204,10 +204,16 @@ TRANSFER_PREFIX = "from-"  # "from-<task>": the genotype searched on <task> (tra
 def retrain_config(cfg: dict, task: str, variant: str) -> dict:
     """The retrain stage's view for a variant, the random-architecture baseline or a transfer run.
 
-    ``random`` and ``from-<task>`` retrain with the main variant's recipe from scratch
-    (``retrain.init: scratch``): their weights are not inherited from a search on this task.
+    ``random`` retrains with the main variant's recipe, initialisation included (the architecture
+    stage cut its weights out of the same supernet as the searched student's, or made them fresh);
+    ``from-<task>`` with the main recipe from scratch (``retrain.init: scratch``): its genotype was
+    searched on another task's supernet.
     """
-    if variant == RANDOM_VARIANT or variant.startswith(TRANSFER_PREFIX):
+    if variant == RANDOM_VARIANT:
+        view = stage_config(cfg, "retrain", task, cfg["main_variant"])
+        view["variant"] = variant
+        return view
+    if variant.startswith(TRANSFER_PREFIX):
         view = stage_config(cfg, "retrain", task, cfg["main_variant"])
         view["retrain"] = {**view["retrain"], "init": "scratch"}
         view["variant"] = variant

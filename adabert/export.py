@@ -1,11 +1,17 @@
-"""The export stage: a trained model folder to ONNX (fp32 and dynamic int8), checked on real dev batches.
+"""The export stage: a trained model folder to ONNX (fp32 and int8), checked on real dev batches.
 
 :func:`run_export` exports a model of any exportable kind of :mod:`adabert.kinds` (a retrained student,
 a teacher, a baseline folder of :mod:`adabert.baselines`; the kind comes from ``--kind`` or from the
 folder's files) with dynamic batch and sequence axes, verifies ONNX Runtime against PyTorch on real dev
-batches (max abs diff <= 1e-4, else an error), quantises it to int8 (dynamic) and evaluates torch, ONNX
-fp32 and ONNX int8 on the dev split: ``{kind}.onnx``, ``{kind}.int8.onnx``, ``export.json``,
+batches (max abs diff <= 1e-4, else an error), quantises it to int8 and evaluates torch, ONNX fp32 and
+every ONNX int8 graph on the dev split: ``{kind}.onnx``, ``{kind}.int8.onnx``, ``export.json``,
 ``config.json``.
+
+int8 (``measure.int8``, :mod:`adabert.measure.quantize`): ``static`` = QDQ static quantisation calibrated
+on ``measure.calibration_examples`` rows of the task's training split (never the dev rows it is evaluated
+on); ``dynamic`` = dynamic quantisation; ``auto`` = both, ``{kind}.int8.onnx`` the static graph and
+``{kind}.int8-dynamic.onnx`` the dynamic one, each with its own dev metric (the measure stage times both
+and records which it kept). The int8 dev metrics are those of the quantised graphs themselves.
 """
 
 from __future__ import annotations
@@ -24,8 +30,7 @@ from adabert import metrics as metrics_mod
 from adabert.batching import trim
 from adabert.errors import AdabertError
 from adabert.kinds import InputLayout, ModelKind, export_kind
-from adabert.measure import machine, onnx_export
-from adabert.measure.run import INT8_NOTE
+from adabert.measure import machine, onnx_export, quantize
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +42,14 @@ class Exported:
     """The ONNX graphs written, the logits of each engine on the check batches, and the fp32 difference."""
 
     fp32: Path
-    int8: Path
-    outputs: dict[str, np.ndarray]  # "torch", "onnx_fp32", "onnx_int8": [N, C]
+    int8: dict[str, dict]  # {mode: {"path": Path, "note": str, ...how it was made}}, the main mode first
+    outputs: dict[str, np.ndarray]  # "torch", "onnx_fp32", "onnx_int8" (main mode), "onnx_int8_{mode}": [N, C]
     max_abs_diff_fp32: float
+
+    @property
+    def int8_mode(self) -> str:
+        """The mode of ``{kind}.int8.onnx`` (static unless only dynamic was asked for)."""
+        return next(iter(self.int8))
 
 
 def dev_tensors(data: artifacts.DataFolder, layout: InputLayout) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -81,9 +91,10 @@ def _onnx_logits(session, batches: list[dict[str, torch.Tensor]]) -> np.ndarray:
 
 
 def export_and_check(module, kind: ModelKind, batches: list[dict[str, torch.Tensor]], out_dir: Path, threads: int,
-                     where: str) -> Exported:
-    """Write ``{kind}.onnx`` and ``{kind}.int8.onnx`` into ``out_dir``; the fp32 graph must reproduce the
-    PyTorch logits of every batch within :data:`ONNX_TOLERANCE` (``where`` names the data in the error)."""
+                     where: str, int8_mode: str = "auto", calibration: list | None = None) -> Exported:
+    """Write ``{kind}.onnx`` and its int8 graphs (``int8_mode``; static ones calibrated on ``calibration``)
+    into ``out_dir``; the fp32 graph must reproduce the PyTorch logits of every batch within
+    :data:`ONNX_TOLERANCE` (``where`` names the data in the error)."""
     input_names = list(kind.layout.input_names)
     fp32 = onnx_export.export_onnx(module, batches[0], out_dir / f"{kind.name}.onnx", input_names=input_names)
     session = onnx_export.ort_session(fp32, threads=threads)
@@ -93,15 +104,21 @@ def export_and_check(module, kind: ModelKind, batches: list[dict[str, torch.Tens
     if not np.isfinite(diff) or diff > ONNX_TOLERANCE:
         raise AdabertError(f"{fp32.name}: ONNX Runtime logits differ from PyTorch by {diff:.3g} on {where} "
                            f"(tolerance {ONNX_TOLERANCE:g})")
-    int8 = onnx_export.quantize_int8(fp32, out_dir / f"{kind.name}.int8.onnx")
-    int8_out = _onnx_logits(onnx_export.ort_session(int8, threads=threads), batches)
-    return Exported(fp32=fp32, int8=int8, outputs={"torch": torch_out, "onnx_fp32": onnx_out, "onnx_int8": int8_out},
-                    max_abs_diff_fp32=diff)
+    int8 = quantize.build_int8(fp32, out_dir, kind.name, int8_mode, calibration)
+    outputs = {"torch": torch_out, "onnx_fp32": onnx_out}
+    for mode, graph in int8.items():
+        outputs[f"onnx_int8_{mode}"] = _onnx_logits(onnx_export.ort_session(graph["path"], threads=threads), batches)
+    outputs["onnx_int8"] = outputs[f"onnx_int8_{next(iter(int8))}"]
+    return Exported(fp32=fp32, int8=int8, outputs=outputs, max_abs_diff_fp32=diff)
+
+
+def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
 
 
 def export_summary(task: str, kind: ModelKind, model_dir: Path, data: artifacts.DataFolder, labels: torch.Tensor,
                    batches: list[dict[str, torch.Tensor]], batch_size: int, exported: Exported, threads: int,
-                   start: float) -> dict:
+                   start: float, int8_requested: str = "auto", calibration_info: dict | None = None) -> dict:
     """``export.json``: what was checked, the differences, and the dev metric of every engine."""
     results = {name: metrics_mod.compute(data.spec, torch.from_numpy(out), labels)
                for name, out in exported.outputs.items()}
@@ -110,7 +127,15 @@ def export_summary(task: str, kind: ModelKind, model_dir: Path, data: artifacts.
     if kind.export_subject and (model_dir / "metrics.json").is_file():
         retrained = io.read_json(model_dir / "metrics.json")
         subject = {k: retrained.get(k) for k in ("variant", "seed")}
-    torch_out, int8_out = exported.outputs["torch"], exported.outputs["onnx_int8"]
+    torch_out = exported.outputs["torch"]
+    int8 = {mode: {"file": Path(g["path"]).name, "metrics": results[f"onnx_int8_{mode}"],
+                   "main": results[f"onnx_int8_{mode}"][main],
+                   "drop_points": results["torch"][main] - results[f"onnx_int8_{mode}"][main],
+                   "max_abs_diff": _max_abs_diff(torch_out, exported.outputs[f"onnx_int8_{mode}"]),
+                   "file_bytes": Path(g["path"]).stat().st_size,
+                   **{k: v for k, v in g.items() if k != "path"}}
+            for mode, g in exported.int8.items()}
+    first = int8[exported.int8_mode]
     return {
         "task": task,
         "kind": kind.name,
@@ -124,14 +149,19 @@ def export_summary(task: str, kind: ModelKind, model_dir: Path, data: artifacts.
         "dynamic_axes": "batch and sequence axes of every input, batch axis of the logits",
         "max_abs_diff_fp32": exported.max_abs_diff_fp32,
         "tolerance": ONNX_TOLERANCE,
-        "max_abs_diff_int8": float(np.max(np.abs(torch_out.astype(np.float64) - int8_out.astype(np.float64)))),
+        "max_abs_diff_int8": first["max_abs_diff"],
         "metrics": results,
         "main_metric": main,
         "main": {name: results[name][main] for name in results},
-        "int8_drop_points": results["torch"][main] - results["onnx_int8"][main],
+        "int8_drop_points": first["drop_points"],
         "fp32_drop_points": results["torch"][main] - results["onnx_fp32"][main],
-        "int8_note": INT8_NOTE,
-        "file_bytes": {"fp32": exported.fp32.stat().st_size, "int8": exported.int8.stat().st_size},
+        "int8_mode": exported.int8_mode,
+        "int8_requested": int8_requested,
+        "int8_note": first["note"],
+        "int8": int8,
+        "calibration": calibration_info,
+        "file_bytes": {"fp32": exported.fp32.stat().st_size, "int8": first["file_bytes"],
+                       **{f"int8_{mode}": g["file_bytes"] for mode, g in int8.items()}},
         "threads": threads,
         "time_s": time.perf_counter() - start,
     }
@@ -144,26 +174,36 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
 
     The fp32 graph must reproduce PyTorch within 1e-4 (max abs logit difference over every batch of
     the main dev split, each trimmed to its longest row, so several sequence lengths are exercised);
-    otherwise AdabertError. The int8 graph is evaluated on the same split and its metric drop reported.
+    otherwise AdabertError. The int8 graphs (``cfg["measure"]["int8"]``, default auto; static ones
+    calibrated on ``calibration_examples`` training rows) are evaluated on the same split and their metric
+    drop reported.
     """
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
-    threads = int((cfg.get("measure") or {}).get("threads") or torch.get_num_threads())
+    measure_cfg = cfg.get("measure") or {}
+    threads = int(measure_cfg.get("threads") or torch.get_num_threads())
+    int8_mode = measure_cfg.get("int8") or "auto"
+    quantize.modes_of(int8_mode)  # a bad mode fails before any work
     machine.set_threads(threads)
     start = time.perf_counter()
     data = artifacts.read_data(data_dir)
     model_kind = export_kind(kind, model_dir)
     tensors, labels = dev_tensors(data, model_kind.layout)
+    calibration = calibration_info = None
+    if "static" in quantize.modes_of(int8_mode):
+        calibration, calibration_info = quantize.calibration_from_data(
+            data_dir, model_kind.layout, int(measure_cfg.get("calibration_examples") or 256))
     module = model_kind.under_test(model_dir).module.cpu().eval()
     batches = dev_batches(model_kind.layout, tensors, batch_size)
     with io.atomic_dir(out_dir) as tmp:
         exported = export_and_check(module, model_kind, batches, tmp, threads,
-                                    where=f"the {data.main_split} split of {data_dir}")
+                                    where=f"the {data.main_split} split of {data_dir}", int8_mode=int8_mode,
+                                    calibration=calibration)
         summary = export_summary(task, model_kind, model_dir, data, labels, batches, batch_size, exported, threads,
-                                 start)
+                                 start, int8_requested=int8_mode, calibration_info=calibration_info)
         io.write_json(tmp / "export.json", summary)
         io.write_json(tmp / "config.json", cfg)
     main = summary["main_metric"]
-    log.info("export %s %s: max |onnx - torch| %.2g; %s torch %.2f, onnx %.2f, int8 %.2f", task, model_kind.name,
+    log.info("export %s %s: max |onnx - torch| %.2g; %s torch %.2f, onnx %.2f, %s", task, model_kind.name,
              exported.max_abs_diff_fp32, main, summary["main"]["torch"], summary["main"]["onnx_fp32"],
-             summary["main"]["onnx_int8"])
+             ", ".join(f"int8 {m} {g['main']:.2f}" for m, g in summary["int8"].items()))
     return summary

@@ -121,6 +121,20 @@ class Student(nn.Module):
         skip = {"word_embeddings.weight", "position_embeddings.weight"}
         return int(sum(p.numel() for n, p in self.named_parameters() if include_embeddings or n not in skip))
 
+    @torch.no_grad()
+    def flops_per_sample(self, seq_len: int = 128) -> int:
+        """FLOPs of one forward pass (2 per multiply-accumulate, torch.utils.flop_counter) of one example
+        whose two inputs are ``seq_len`` tokens each."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        ids = torch.ones(1, seq_len, dtype=torch.long)
+        was_training = self.training
+        self.eval()
+        with FlopCounterMode(display=False) as counter:
+            self(ids, ids, ids, ids)
+        self.train(was_training)
+        return int(counter.get_total_flops())
+
     # -- files --------------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike) -> None:
         folder = Path(folder)

@@ -76,7 +76,7 @@ def small_config(glue_dir: Path, **overrides) -> dict:
         # fp32 on every machine, so the numbers the tests compare do not depend on the CPU's bf16 support
         "teacher": {"epochs": 1, "batch_size": 16, "max_train_examples": 96, "precision": "fp32"},
         "probes": {"epochs": 3},
-        "search": {"epochs": 2, "batch_size": 32, "width": 32, "k_max": 3, "tau_decay": 0.5},
+        "search": {"epochs": 2, "batch_size": 32, "width": 32, "k_max": 3},
     }
     for key, value in overrides.items():
         cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value

@@ -44,39 +44,56 @@ def test_sampled_genotypes_are_valid_deterministic_and_cover_the_space():
 def random_arch(mrpc_small, mrpc_searched, tmp_path_factory):
     out = tmp_path_factory.mktemp("random") / "arch"
     cfg = config.stage_config(mrpc_small["cfg"], "architecture")
-    summary = run_random_architecture(cfg, "MRPC", 0, mrpc_searched["root"] / "derive", mrpc_small["data_dir"], out)
+    assert cfg["retrain"]["init"] == "inherit"
+    summary = run_random_architecture(cfg, "MRPC", 0, mrpc_searched["root"] / "search", mrpc_small["data_dir"], out)
     return out, summary
 
 
-def test_random_architecture_is_a_derive_folder_with_the_searched_embedding(random_arch, mrpc_searched, mrpc_small):
+def test_random_architecture_is_a_derive_folder_cut_from_the_searched_supernet(random_arch, mrpc_searched,
+                                                                                mrpc_small, tmp_path):
+    from adabert.nas.derive import load_supernet
+
     out, summary = random_arch
     source = io.load_tensors(mrpc_searched["root"] / "derive" / "weights.safetensors")
     tensors = io.load_tensors(out / "weights.safetensors")
     for key in ("word_embeddings.weight", "position_embeddings.weight", "layer_norm.weight"):
         assert torch.equal(tensors[key], source[key]), key
+    # inherit: every cell weight of the random genotype is the supernet's tensor of that edge and op
+    supernet = load_supernet(mrpc_searched["root"] / "search" / "supernet.safetensors").state_dict()
+    cell_keys = [k for k in tensors if k.startswith("cells.") and not k.endswith("node_weights")]
+    assert cell_keys and all(torch.equal(tensors[k], supernet[k]) for k in cell_keys)
+    assert summary["init"] == "inherit"
+    # scratch: the same embedding, freshly initialised cells
+    cfg = config.stage_config(mrpc_small["cfg"], "architecture")
+    cfg["retrain"]["init"] = "scratch"
+    run_random_architecture(cfg, "MRPC", 0, mrpc_searched["root"] / "search", mrpc_small["data_dir"],
+                            tmp_path / "scratch")
+    fresh = io.load_tensors(tmp_path / "scratch" / "weights.safetensors")
+    assert torch.equal(fresh["word_embeddings.weight"], tensors["word_embeddings.weight"])
+    assert any(not torch.equal(fresh[k], tensors[k]) for k in cell_keys if k.endswith(".weight"))
     student = Student.from_folder(out)
     scfg = mrpc_small["cfg"]["search"]
     assert 1 <= student.genotype.depth <= scfg["k_max"] and student.genotype.width == scfg["width"]
     assert student.classifier.out_features == 2
     assert summary["kind"] == "random" and summary["params"] == student.num_parameters()
     again = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 0,
-                                    mrpc_searched["root"] / "derive", mrpc_small["data_dir"], out.with_name("again"))
+                                    mrpc_searched["root"] / "search", mrpc_small["data_dir"], out.with_name("again"))
     assert again["genotype"] == summary["genotype"]
     again_tensors = io.load_tensors(out.with_name("again") / "weights.safetensors")
     assert sorted(again_tensors) == sorted(tensors)
     assert all(torch.equal(again_tensors[k], tensors[k]) for k in tensors)
     other = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 1,
-                                    mrpc_searched["root"] / "derive", mrpc_small["data_dir"], out.with_name("other"))
+                                    mrpc_searched["root"] / "search", mrpc_small["data_dir"], out.with_name("other"))
     assert other["sample_seed"] != summary["sample_seed"]
 
 
-def test_random_architecture_retrains_from_scratch_with_the_main_recipe(random_arch, mrpc_small, tmp_path):
+def test_random_architecture_retrains_with_the_main_recipe_and_init(random_arch, mrpc_small, tmp_path):
     out, summary = random_arch
     view = config.retrain_config(mrpc_small["cfg"], "MRPC", "random")
-    assert view["retrain"]["init"] == "scratch" and view["variant"] == "random"
+    assert view["variant"] == "random"
     main = config.retrain_config(mrpc_small["cfg"], "MRPC", "main")
-    assert {k: v for k, v in view["retrain"].items() if k != "init"} == \
-        {k: v for k, v in main["retrain"].items() if k != "init"}
+    assert view["retrain"] == main["retrain"] and view["retrain"]["init"] == "inherit"
+    assert config.retrain_config(mrpc_small["cfg"], "MRPC", "from-RTE")["retrain"]["init"] == "scratch"
     view["retrain"]["epochs"] = 1
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -85,7 +102,7 @@ def test_random_architecture_retrains_from_scratch_with_the_main_recipe(random_a
                               mrpc_small["probes_dir"], out, tmp_path / "retrained")
     finally:
         torch.set_num_threads(threads)
-    assert metrics["variant"] == "random" and metrics["init"] == "scratch"
+    assert metrics["variant"] == "random" and metrics["init"] == "inherit"
     assert metrics["genotype"] == summary["genotype"]
 
 

@@ -16,6 +16,7 @@ from adabert.augment import (STOP_WORDS, embedding_neighbours, load_mlm, mlm_can
                              whole_word_ids)
 from adabert.encode import encode_split, load_tokenizer
 from adabert.errors import AdabertError
+from recompute import check_derived_genotype, check_predictions_file, student_reproduces_its_predictions
 
 SMALL = {"copies": 2, "probability": 0.4, "candidates": 5, "max_source_examples": 24, "batch_size": 64}
 
@@ -179,7 +180,8 @@ def test_search_and_retrain_loaders_read_the_output(augmented, mrpc_small):
 
 
 def test_tiny_search_derive_retrain_on_augmented_data(augmented, mrpc_small, tmp_path):
-    """The three folders are all search and retrain need (teacher/model through the symlink)."""
+    """The three folders are all search and retrain need (teacher/model through the symlink): both train on
+    every row of the augmented distillation set, and their results recompute from what they saved."""
     from adabert.nas.derive import run_derive
     from adabert.nas.search import run_search
     from adabert.retrain import run_retrain
@@ -198,7 +200,68 @@ def test_tiny_search_derive_retrain_on_augmented_data(augmented, mrpc_small, tmp
                                 tmp_path / "derive", tmp_path / "retrain")
     finally:
         torch.set_num_threads(threads)
-    assert searched and retrained and (tmp_path / "retrain" / "model.safetensors").is_file()
+    summary = augmented["summaries"]["a"]
+    n_total = summary["n_original"] + summary["n_augmented"]
+    assert summary["n_augmented"] > 0 and summary["n_total"] == n_total
+    cap = cfg["search"].get("max_train_examples")
+    assert searched["n_train"] == (n_total if cap is None else min(cap, n_total))
+    assert retrained["n_train"] == n_total  # the original rows and the augmented ones
+    check_derived_genotype(tmp_path / "search", tmp_path / "derive")
+    recomputed = check_predictions_file(tmp_path / "retrain", out / "data")
+    assert retrained["main_value"] == pytest.approx(recomputed["f1"], abs=1e-3)
+    student_reproduces_its_predictions(tmp_path / "retrain", out / "data")
+
+
+def _gaps(text: str, words) -> list[str]:
+    """The text between (and around) the words: what a substitution must leave unchanged."""
+    cuts = [0, *[x for w in words for x in (w.start, w.end)], len(text)]
+    return [text[cuts[i]:cuts[i + 1]] for i in range(0, len(cuts), 2)]
+
+
+def test_augmented_rows_differ_in_substituted_words_only(augmented, mrpc_small, tokenizer):
+    """An augmented row is its source row with ``replaced`` substitutable words swapped, nothing else."""
+    out = augmented["out"]
+    n = io.read_json(mrpc_small["data_dir"] / "meta.json")["splits"]["train"]["n"]
+    rows = _rows(out / "data" / "train.jsonl")
+    source = {r["idx"]: r for r in rows[:n]}
+    for r in rows[n:]:
+        changed = []
+        for old_text, new_text in zip(source[r["augmented_from"]]["texts"], r["texts"], strict=True):
+            (old_words,), _ = split_words(tokenizer, [old_text])
+            (new_words,), _ = split_words(tokenizer, [new_text])
+            assert len(new_words) == len(old_words), (old_text, new_text)
+            assert _gaps(new_text, new_words) == _gaps(old_text, old_words)  # spaces and punctuation kept
+            changed += [(o.text, w.text) for o, w in zip(old_words, new_words) if o.text != w.text]
+        assert len(changed) == r["replaced"] >= 1, (r, changed)
+        for old, new in changed:  # only substitutable words, each by another whole word
+            assert old.isalpha() and len(old) >= 2 and old.lower() not in STOP_WORDS, old
+            assert new.isalpha() and len(new) >= 2 and new.lower() != old.lower(), (old, new)
+
+
+def test_augmented_rows_carry_the_teachers_outputs(augmented, mrpc_small):
+    """The KD targets of the augmented rows are the teacher's logits and probe logits recomputed here on those
+    rows (one plain forward pass of the saved teacher, the saved probes on its hidden states)."""
+    from transformers import AutoModelForSequenceClassification
+
+    out = augmented["out"]
+    n = io.read_json(mrpc_small["data_dir"] / "meta.json")["splits"]["train"]["n"]
+    train = io.load_tensors(out / "data" / "train.safetensors")
+    probes = io.load_tensors(out / "probes" / "probes.safetensors")
+    model = AutoModelForSequenceClassification.from_pretrained(out / "teacher" / "model").eval()
+    mask = train["attention_mask"][n:]
+    with torch.no_grad():
+        result = model(input_ids=train["input_ids"][n:], attention_mask=mask,
+                       token_type_ids=train["token_type_ids"][n:], output_hidden_states=True)
+    states = result.hidden_states
+    m = mask[:, :, None].float()
+    features = torch.stack([(states[0] * m).sum(1) / m.sum(1), *[h[:, 0] for h in states[1:]]], dim=1).double()
+    expected_probes = torch.einsum("nlh,lch->nlc", features, probes["weight"].double()) + probes["bias"].double()
+    logits = io.load_tensors(out / "teacher" / "logits.safetensors")["train"][n:]
+    probe_logits = io.load_tensors(out / "probes" / "probe_logits.safetensors")["train"][n:]
+    assert logits.shape[0] == augmented["summaries"]["a"]["n_augmented"] > 0
+    torch.testing.assert_close(logits, result.logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(probe_logits.double(), expected_probes, atol=1e-3, rtol=1e-3)
+    assert torch.equal(train["labels"][n:], result.logits.argmax(dim=1))  # labelled by the teacher
 
 
 def test_probability_zero_adds_no_rows(mrpc_small, tmp_path):

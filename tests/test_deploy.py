@@ -177,6 +177,19 @@ def test_onnx_export_matches_torch_on_real_dev_batches(student, tmp_path):
     retrained = io.read_json(student["dir"] / "metrics.json")
     assert summary["main"]["torch"] == pytest.approx(retrained["main_value"])
     assert summary["int8_drop_points"] == pytest.approx(summary["main"]["torch"] - summary["main"]["onnx_int8"])
+    # int8 auto: the static graph (calibrated on training rows) is student.int8.onnx, the dynamic one next to it,
+    # each with the dev metric of the quantised graph itself
+    assert summary["int8_requested"] == "auto" and summary["int8_mode"] == "static"
+    assert set(summary["int8"]) == {"static", "dynamic"} and (out / "student.int8-dynamic.onnx").is_file()
+    assert summary["int8"]["static"]["file"] == "student.int8.onnx"
+    assert summary["main"]["onnx_int8"] == summary["main"]["onnx_int8_static"] == summary["int8"]["static"]["main"]
+    for mode, graph in summary["int8"].items():
+        assert graph["drop_points"] == pytest.approx(summary["main"]["torch"] - summary["main"][f"onnx_int8_{mode}"])
+        assert 0 < graph["max_abs_diff"] < 1.0 and graph["file_bytes"] > 0
+    calibration = summary["calibration"]
+    assert calibration["split"] == "train" and calibration["rows"] == min(256, calibration["of"])
+    assert summary["int8"]["static"]["calibration_rows"] == calibration["rows"]
+    assert summary["int8"]["static"]["per_channel"] and summary["int8"]["static"]["format"] == "QDQ"
     # the ONNX graph runs other batch sizes and lengths than it was exported with
     from adabert.measure.onnx_export import ort_session
 
@@ -188,9 +201,15 @@ def test_onnx_export_matches_torch_on_real_dev_batches(student, tmp_path):
 
 
 def test_teacher_export(student, tmp_path):
-    summary = run_export({"measure": {"threads": 1}}, "MRPC", student["teacher_dir"], student["data_dir"],
-                         tmp_path / "t", batch_size=32)
+    cfg = {"measure": {"threads": 1, "int8": "static", "calibration_examples": 40}}
+    summary = run_export(cfg, "MRPC", student["teacher_dir"], student["data_dir"], tmp_path / "t", batch_size=32)
     assert summary["kind"] == "teacher" and (tmp_path / "t" / "teacher.int8.onnx").is_file()
+    assert set(summary["int8"]) == {"static"} and not (tmp_path / "t" / "teacher.int8-dynamic.onnx").exists()
+    assert summary["calibration"]["rows"] == 40 and summary["int8"]["static"]["calibration_rows"] == 40
+    dynamic = run_export({"measure": {"threads": 1, "int8": "dynamic"}}, "MRPC", student["teacher_dir"],
+                         student["data_dir"], tmp_path / "d", batch_size=32)
+    assert set(dynamic["int8"]) == {"dynamic"} and dynamic["calibration"] is None
+    assert dynamic["int8"]["dynamic"]["file"] == "teacher.int8.onnx"  # the one int8 graph asked for
     assert summary["max_abs_diff_fp32"] <= 1e-4
     teacher = io.read_json(Path(student["teacher_dir"]) / "metrics.json")
     assert summary["main"]["torch"] == pytest.approx(teacher["eval"]["dev"]["f1"], abs=1e-6)
@@ -267,6 +286,21 @@ def test_measure_cli_writes_a_valid_measurement(student, tmp_path):
     retrained = io.read_json(student["dir"] / "metrics.json")
     assert record["size"]["params"] == retrained["params"]
     assert record["size"]["flops_per_sample"] > 0 and record["latency"]["median_s"] > 0
+    assert set(record["references"]) == {"torch"} and record["settings"]["repeats"] == 3
+
+
+def test_measure_int8_calibrates_on_the_tasks_training_rows(student, tmp_path):
+    out = tmp_path / "m.json"
+    argv = ["measure", "--model-kind", "student", "--model", str(student["dir"]), "--engine", "onnxruntime-int8",
+            "--batch", "2", "--seq-len", "8", "--threads", "1", "--out", str(out), "--task", "MRPC", "--int8", "static",
+            "--data", str(student["data_dir"]), "--calibration-examples", "48", "--repeats", "2", *FAST]
+    assert main(argv) == 0
+    record = validate_measurement(io.read_json(out))
+    int8 = record["onnx"]["int8"]
+    assert int8["mode"] == "static" and int8["calibration"]["source"] == "data"
+    assert int8["calibration"]["split"] == "train" and int8["calibration"]["rows"] == 48
+    assert int8["graphs"]["static"]["calibration_rows"] == 48
+    assert set(record["references"]) == {"onnxruntime"} and record["latency"]["repeats"] == 2
 
 
 def test_measure_refuses_bad_requests(student, tmp_path, capsys):
@@ -333,11 +367,14 @@ def test_efficiency_table(student, tmp_path):
     assert mine["MRPC_value"] == pytest.approx(teacher["main_value"])
     assert mine["speedup_vs_bert"] == "4.0"  # the stand-in BERT-base is 4x the teacher
     assert mine["params_M"] == f"{teacher['params'] / 1e6:.1f}"  # one teacher size: one number
-    paper = main[main["method"].str.startswith("AdaBERT (unverified)")].iloc[0]
+    assert ours["MRPC_split"] == row["split_kind"] and ours["MRPC"].endswith(" ‡")  # the capped dev split
+    paper = main[main["method"] == "AdaBERT"].iloc[0]
     assert paper["split"] == "test" and paper["MRPC_value"] == 85.1 and paper["speedup_vs_bert"] == "12.7-29.3"
+    assert paper["status"] == "paper text: speedup; secondary source: params, scores, average"
     for suffix in (".md", ".tex", ".csv"):
         assert (tmp_path / "tables" / f"main{suffix}").is_file()
-    assert "(unverified)" in (tmp_path / "tables" / "main.md").read_text()
+    md = (tmp_path / "tables" / "main.md").read_text()
+    assert "(unverified)" not in md and "‡ dev subset (n of N): MRPC" in md
 
     # and the efficiency figures
     from adabert.report.figures import pareto_figure, speedup_figure
@@ -347,16 +384,3 @@ def test_efficiency_table(student, tmp_path):
     plotted = pareto_figure(pd.read_csv(csv), refs, {"MRPC": teacher["main_value"]}, tmp_path / "fig" / "pareto")
     assert plotted["MRPC"]["students"] == [(pytest.approx(row["latency_ms"]), pytest.approx(row["student_dev"]))]
     assert plotted["MRPC"]["teacher"][1] == teacher["main_value"]
-
-
-def test_reported_numbers_are_consistent():
-    from adabert.report.main_table import PAPER_TASKS, load_reported
-
-    reported = load_reported(REPO / "paper/reported.yaml")
-    assert reported["headline"]["speedup_vs_bert_base"] == {"min": 12.7, "max": 29.3, "source": "abstract",
-                                                            "verified": True}
-    for r in reported["main_table"]["rows"]:
-        assert "source" in r and isinstance(r["verified"], bool), r["method"]
-        scores = r["scores"]
-        if r["average"] is not None and all(t in scores for t in PAPER_TASKS):
-            assert sum(scores[t] for t in PAPER_TASKS) / 6 == pytest.approx(r["average"], abs=0.06), r["method"]

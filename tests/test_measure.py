@@ -1,11 +1,14 @@
-"""adabert.measure: size accounting, FLOPs, ONNX export/verification/int8, measurement JSON.
+"""adabert.measure: size accounting, FLOPs, ONNX export/verification/int8 (dynamic and static), the timing
+protocol, the GEMM peak, the GPU guards and the measurement JSON.
 
-Fast and timing-free: tiny batches and min_seconds ~0.05; no assertion ever depends on a timing value.
+Fast and timing-free: tiny batches and min_seconds ~0.05; no assertion ever depends on a timing value (the
+protocol is checked with runners that report made-up times).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +26,7 @@ from adabert.measure import (
     hf_classifier_under_test,
     machine_info,
     measure,
+    quantize,
     quantize_int8,
     random_token_inputs,
     size_report,
@@ -32,10 +36,12 @@ from adabert.measure import (
     validate_measurement,
     verify_onnx,
 )
+from adabert.measure.machine import matmul_peak_gflops
 from adabert.measure.onnx_export import ort_session
 from adabert.measure.run import check_engine_device
+from adabert.measure.timing import ort_step, summarize, time_interleaved
 
-FAST = {"min_seconds": 0.05, "min_batches": 2, "warmup": 1, "peak_seconds": 0.05}
+FAST = {"min_seconds": 0.05, "min_batches": 2, "warmup": 1, "peak_seconds": 0.05, "repeats": 2}
 
 
 @pytest.fixture(autouse=True)
@@ -212,6 +218,164 @@ def test_timing_structure(tmp_path):
     assert res["n_batches"] == 4 and res["providers"] == ["CPUExecutionProvider"]
 
 
+def _fake_step(name: str, times, calls: list):
+    """A runner that records its calls and reports the next made-up batch time (no real work, no clock)."""
+    it = iter(times)
+
+    def step() -> float:
+        calls.append(name)
+        return next(it)
+
+    return step
+
+
+def test_protocol_respects_min_batches_seconds_and_repeats():
+    calls: list[str] = []
+    # warm-up batches report absurd times: they must not reach the statistics
+    fast = _fake_step("fast", [100.0] * 2 + [0.1] * 100, calls)
+    slow = _fake_step("slow", [100.0] * 2 + [1.0] * 100, calls)
+    res = time_interleaved({"fast": fast, "slow": slow}, batch=8, min_seconds=0.35, min_batches=2, warmup=2,
+                           repeats=3)
+    # fast: 0.1 s batches until >= 0.35 s -> 4 per round; slow: 1.0 s batches, min_batches 2 -> 2 per round
+    assert res["fast"]["repeat_batches"] == [4, 4, 4] and res["slow"]["repeat_batches"] == [2, 2, 2]
+    assert res["fast"]["n_batches"] == 12 and res["slow"]["n_batches"] == 6
+    assert res["fast"]["median_s"] == pytest.approx(0.1) and res["slow"]["max_s"] == pytest.approx(1.0)
+    assert res["fast"]["warmup_batches"] == 2 and res["fast"]["repeats"] == 3
+    assert res["fast"]["throughput_samples_per_s"] == pytest.approx(80.0)
+    # warm-up first, then the rounds interleaved, the order rotating from round to round
+    assert calls[:4] == ["fast", "fast", "slow", "slow"]
+    rounds = calls[4:]
+    assert rounds == ["fast"] * 4 + ["slow"] * 2 + ["slow"] * 2 + ["fast"] * 4 + ["fast"] * 4 + ["slow"] * 2
+    # max_batches caps a round even if min_seconds is not reached
+    capped = time_interleaved({"x": _fake_step("x", [0.01] * 50, [])}, batch=1, min_seconds=10.0, min_batches=2,
+                              warmup=0, repeats=2, max_batches=3)
+    assert capped["x"]["repeat_batches"] == [3, 3]
+    with pytest.raises(AdabertError, match="repeats >= 1"):
+        time_interleaved({"x": _fake_step("x", [0.01], [])}, batch=1, repeats=0)
+
+
+def test_spread_of_the_rounds():
+    s = summarize([1, 2, 3, 4, 5, 6, 7, 8, 9], batch=2, rounds=[[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    assert s["repeat_medians_s"] == [2, 5, 8] and s["median_s"] == 5
+    assert (s["repeat_min_s"], s["repeat_max_s"]) == (2, 8) and s["repeat_spread"] == pytest.approx(6 / 5)
+    assert (s["p25_s"], s["p75_s"], s["iqr_s"]) == (3, 7, 4) and (s["min_s"], s["max_s"]) == (1, 9)
+    # the median of the rounds' medians, not of all batches: one slow round moves it less
+    s = summarize([1, 1, 1, 1, 9, 9], batch=1, rounds=[[1, 1], [1, 1], [9, 9]])
+    assert s["median_s"] == 1 and s["repeat_max_s"] == 9
+    with pytest.raises(AdabertError):
+        summarize([], batch=1)
+
+
+def test_matmul_peak_is_a_median_of_repeats_over_both_engines():
+    peak = matmul_peak_gflops("cpu", seconds=0.02, n=128, repeats=3)
+    assert set(peak["by_engine"]) == {"torch", "onnxruntime"} and peak["repeats"] == 3
+    for engine in peak["by_engine"].values():
+        assert len(engine["repeat_gflops"]) == 3
+        assert min(engine["repeat_gflops"]) <= engine["gflops"] <= max(engine["repeat_gflops"])
+    assert peak["gflops"] == max(e["gflops"] for e in peak["by_engine"].values())
+    assert peak["engine"] in peak["by_engine"] and peak["gflops"] == peak["by_engine"][peak["engine"]]["gflops"]
+
+
+# ---------------------------------------------------------------------------------------------- static int8
+
+
+def test_static_int8_is_calibrated_per_channel_and_agrees_with_fp32(tmp_path):
+    import onnx
+
+    mut = _toy_student()
+    path = export_onnx(mut.module, mut.make_inputs(2, 16), tmp_path / "toy.onnx", input_names=mut.input_names)
+    batches, info = quantize.synthetic_calibration(mut.make_inputs, 64, 20)
+    assert info["rows"] == 64 and len(batches) == 2 and all(b["a_mask"].shape == (32, 20) for b in batches)
+    assert any(b["a_mask"].sum(1).min() < 20 for b in batches)  # rows of different lengths
+    made = quantize.quantize_static_int8(path, tmp_path / "toy.int8.onnx", batches)
+    assert made["format"] == "QDQ" and made["per_channel"] and made["calibration_rows"] == 64
+    model = onnx.load(str(tmp_path / "toy.int8.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops and "ConvInteger" not in ops
+    # per-channel: the conv weights' scales have one entry per output channel (12 and 12)
+    inits = {i.name: i for i in model.graph.initializer}
+    scale_sizes = sorted(int(np.prod(inits[n.input[1]].dims)) for n in model.graph.node
+                         if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
+                         and inits[n.input[0]].data_type == onnx.TensorProto.INT8 and n.input[1] in inits)
+    assert 12 in scale_sizes
+    # on rows it was not calibrated on, the int8 logits stay close to fp32 (and ORT fuses integer kernels)
+    inputs = _padded(mut.make_inputs(6, 20))
+    ref = ort_session(path).run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    got = ort_session(tmp_path / "toy.int8.onnx").run(None, {k: v.numpy() for k, v in inputs.items()})[0]
+    scale = float(np.abs(ref).max())
+    assert np.abs(got - ref).max() <= 0.05 * scale + 1e-3, (got, ref)
+    assert np.abs(got - ref).max() > 0  # it is quantised
+
+
+def test_static_int8_needs_calibration(tmp_path):
+    mut = _toy_student()
+    path = export_onnx(mut.module, mut.make_inputs(2, 8), tmp_path / "toy.onnx", input_names=mut.input_names)
+    with pytest.raises(AdabertError, match="calibration"):
+        quantize.build_int8(path, tmp_path, "toy", "static", None)
+    with pytest.raises(AdabertError, match="no calibration batches"):
+        quantize.quantize_static_int8(path, tmp_path / "x.onnx", [])
+    assert quantize.modes_of("auto") == ("static", "dynamic")
+    assert quantize.int8_path(tmp_path, "s", "dynamic", "dynamic").name == "s.int8.onnx"
+    assert quantize.int8_path(tmp_path, "s", "dynamic", "auto").name == "s.int8-dynamic.onnx"
+
+
+def test_preprocess_falls_back_without_leaving_files(tmp_path, monkeypatch):
+    """When symbolic shape inference fails (it then dumps its partial model into the working directory), the
+    pre-processing falls back to ONNX shape inference and the working directory stays clean."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    mut = _toy_student()
+    path = export_onnx(mut.module, mut.make_inputs(2, 8), tmp_path / "toy.onnx", input_names=mut.input_names)
+
+    def failing(*args, **kwargs):
+        Path("sym_shape_infer_temp.onnx").write_bytes(b"partial")
+        raise Exception("Incomplete symbolic shape inference")
+
+    monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", staticmethod(failing))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    info = quantize.preprocess(path, tmp_path / "pre.onnx")
+    assert info == {"symbolic_shape_inference": False} and (tmp_path / "pre.onnx").is_file()
+    assert list(work.iterdir()) == []
+    ort_session(tmp_path / "pre.onnx")  # a loadable graph
+
+
+def test_static_int8_teacher_on_real_rows(mrpc_small, tmp_path):
+    """The fine-tuned MRPC teacher, calibrated on real training rows (never the dev split): its int8 logits on the
+    real dev rows follow fp32. The tiny teacher's logits lie within +-0.1 of each other, so the bounds are relative:
+    the static graph's error stays within a small factor of dynamic quantisation's on the same rows."""
+    from adabert.artifacts import read_data
+    from adabert.export import dev_batches, dev_tensors
+    from adabert.kinds import PACKED
+    from adabert.measure import load_teacher
+
+    batches, info = quantize.calibration_from_data(mrpc_small["data_dir"], PACKED, 64)
+    again, _ = quantize.calibration_from_data(mrpc_small["data_dir"], PACKED, 64)
+    assert info["split"] == "train" and info["rows"] == 64 and info["of"] >= 64
+    assert sum(len(b["input_ids"]) for b in batches) == 64 and len(batches) == 2
+    assert all(np.array_equal(a["input_ids"], b["input_ids"]) for a, b in zip(batches, again))  # seeded
+    for b in batches:  # trimmed to the longest row of the batch
+        assert set(b) == {"input_ids", "attention_mask", "token_type_ids"}
+        assert b["attention_mask"][:, -1].any()
+    mut = load_teacher(mrpc_small["teacher_dir"])
+    fp32 = export_onnx(mut.module, mut.make_inputs(2, 16), tmp_path / "t.onnx", input_names=mut.input_names)
+    made = quantize.quantize_static_int8(fp32, tmp_path / "t.int8.onnx", batches)
+    assert made["calibration_rows"] == 64
+    data = read_data(mrpc_small["data_dir"])
+    tensors, _ = dev_tensors(data, PACKED)
+    dev = dev_batches(PACKED, tensors, 32)
+    s32, s8 = ort_session(fp32), ort_session(tmp_path / "t.int8.onnx")
+    ref = np.concatenate([s32.run(None, {k: v.numpy() for k, v in b.items()})[0] for b in dev])
+    got = np.concatenate([s8.run(None, {k: v.numpy() for k, v in b.items()})[0] for b in dev])
+    quantize_int8(fp32, tmp_path / "t.dyn.onnx")
+    s_dyn = ort_session(tmp_path / "t.dyn.onnx")
+    dyn = np.concatenate([s_dyn.run(None, {k: v.numpy() for k, v in b.items()})[0] for b in dev])
+    assert 0 < np.abs(got - ref).max() <= 4 * np.abs(dyn - ref).max()
+    assert (ref.argmax(1) == got.argmax(1)).mean() >= 0.8
+    assert np.corrcoef(ref[:, 1] - ref[:, 0], got[:, 1] - got[:, 0])[0, 1] >= 0.8
+
+
 # ---------------------------------------------------------------------------------------------- measure
 
 
@@ -237,14 +401,61 @@ def test_measure_writes_valid_json(tmp_path):
 def test_measure_onnxruntime_engines(engine, tmp_path):
     mut = _toy_student()
     record = measure(mut, engine=engine, device="cpu", batch=4, seq_len=12, threads=1,
-                     onnx_dir=tmp_path / "onnx", **FAST)
+                     onnx_dir=tmp_path / "onnx", int8_mode="static", **FAST)
     assert record["onnx"]["verify"]["max_abs_diff"] <= 1e-4
     assert record["size"]["onnx_file_bytes"] > 0
     assert record["onnx"]["timed_path"].endswith(".int8.onnx" if engine.endswith("int8") else "toy-student.onnx")
+    assert record["precision"] == ("int8" if engine.endswith("int8") else "fp32")
     # a second run reuses the exported file after verifying it
     again = measure(mut, engine=engine, device="cpu", batch=2, seq_len=8, threads=1,
                     onnx_dir=tmp_path / "onnx", **(FAST | {"peak_seconds": 0}))
     assert again["onnx"]["reused_existing_file"] and again["peak_gflops"] is None
+
+
+def _check_latency(lat: dict, repeats: int, min_batches: int) -> None:
+    assert lat["repeats"] == repeats and len(lat["repeat_medians_s"]) == repeats
+    assert lat["n_batches"] >= repeats * min_batches
+    assert lat["repeat_min_s"] <= lat["median_s"] <= lat["repeat_max_s"]
+    assert lat["min_s"] <= lat["p25_s"] <= lat["p75_s"] <= lat["max_s"]
+    assert lat["iqr_s"] == pytest.approx(lat["p75_s"] - lat["p25_s"])
+
+
+def test_measure_int8_auto_times_both_graphs_next_to_fp32(tmp_path):
+    """Mode auto builds static and dynamic graphs, times them interleaved with the fp32 graph and keeps the faster."""
+    mut = _toy_student()
+    record = measure(mut, engine="onnxruntime-int8", batch=4, seq_len=12, threads=1, onnx_dir=tmp_path / "onnx",
+                     int8_mode="auto", calibration_examples=40, **(FAST | {"peak_seconds": 0}))
+    validate_measurement(record)
+    int8 = record["onnx"]["int8"]
+    assert int8["requested"] == "auto" and set(int8["graphs"]) == {"static", "dynamic"}
+    assert int8["mode"] == min(int8["medians_s"], key=int8["medians_s"].get)
+    assert record["latency"]["median_s"] == int8["medians_s"][int8["mode"]]
+    assert record["onnx"]["timed_path"] == int8["graphs"][int8["mode"]]["path"]
+    assert (tmp_path / "onnx" / "toy-student.int8.onnx").is_file()  # the static graph
+    assert (tmp_path / "onnx" / "toy-student.int8-dynamic.onnx").is_file()
+    assert int8["calibration"]["source"] == "synthetic" and int8["calibration"]["rows"] == 40
+    assert int8["graphs"]["static"]["calibration_rows"] == 40
+    other = "dynamic" if int8["mode"] == "static" else "static"
+    assert set(record["references"]) == {"onnxruntime", f"int8-{other}"}
+    for ref in record["references"].values():  # speedup = reference median / measured median
+        assert ref["speedup"] == pytest.approx(ref["latency"]["median_s"] / record["latency"]["median_s"])
+        _check_latency(ref["latency"], 2, 2)
+    _check_latency(record["latency"], 2, 2)
+    assert record["settings"]["repeats"] == 2 and record["settings"]["int8_mode"] == "auto"
+
+
+def test_measure_references_are_optional_and_same_job(tmp_path):
+    mut = _toy_student()
+    record = measure(mut, engine="onnxruntime", batch=2, seq_len=8, threads=1, **(FAST | {"peak_seconds": 0}))
+    assert set(record["references"]) == {"torch"}  # ONNX Runtime fp32 next to PyTorch
+    assert record["onnx"]["providers"] == ["CPUExecutionProvider"]
+    alone = measure(mut, engine="onnxruntime-int8", batch=2, seq_len=8, threads=1, int8_mode="dynamic",
+                    references=False, **(FAST | {"peak_seconds": 0}))
+    assert alone["references"] == {} and alone["onnx"]["int8"]["mode"] == "dynamic"
+    assert set(alone["onnx"]["int8"]["graphs"]) == {"dynamic"}
+    assert record["onnx"]["path"] is None and alone["onnx"]["int8"]["graphs"]["dynamic"]["path"] is None  # temporary
+    with pytest.raises(AdabertError, match="int8 mode"):
+        measure(mut, engine="onnxruntime-int8", batch=2, seq_len=8, threads=1, int8_mode="fp8", **FAST)
 
 
 def test_measure_teacher_onnx(minilm, tmp_path):
@@ -255,14 +466,45 @@ def test_measure_teacher_onnx(minilm, tmp_path):
     assert record["size"]["params_no_embeddings"] < record["size"]["params"]
 
 
-def test_cuda_without_gpu_is_an_error():
+def test_cuda_without_gpu_is_an_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    for engine in ("torch", "onnxruntime"):
-        with pytest.raises(AdabertError, match="cuda"):
+    for engine in ("torch", "torch-fp16", "onnxruntime"):
+        with pytest.raises(AdabertError, match="device 'cuda' requested, but torch sees no CUDA GPU"):
             measure(_toy_student(), engine=engine, device="cuda", batch=2, seq_len=8, threads=1, **FAST)
-    with pytest.raises(AdabertError):
+    with pytest.raises(AdabertError, match="CUDA is not available"):
+        time_torch(_toy_student().module, _toy_student().make_inputs(2, 8), "cuda")
+    with pytest.raises(AdabertError, match="CUDA is not available"):
+        matmul_peak_gflops("cuda", 0.01)
+    mut = _toy_student()
+    path = export_onnx(mut.module, mut.make_inputs(2, 8), tmp_path / "toy.onnx", input_names=mut.input_names)
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(AdabertError, match="CUDAExecutionProvider.*not available"):
+            ort_step(path, mut.make_inputs(2, 8), ("CUDAExecutionProvider", "CPUExecutionProvider"))
+
+
+def test_engine_device_guards():
+    with pytest.raises(AdabertError, match="engine must be one of"):
         check_engine_device("tensorrt", "cpu")
+    with pytest.raises(AdabertError, match="torch-fp16' runs on cuda only"):
+        check_engine_device("torch-fp16", "cpu")
+    assert check_engine_device("torch", "cpu") is None
+    assert check_engine_device("onnxruntime-int8", "cpu") == ["CPUExecutionProvider"]
+    if torch.cuda.is_available():
+        with pytest.raises(AdabertError, match="CPU only"):
+            check_engine_device("onnxruntime-int8", "cuda")
+
+
+def test_fp16_autocast_path_runs():
+    """The fp16 runner of the GPU engine (torch-fp16) is real code: its autocast path runs here on the CPU."""
+    mut = _toy_student()
+    res = time_torch(mut.module, mut.make_inputs(3, 10), "cpu", min_seconds=0.0, min_batches=2, warmup=1,
+                     precision="fp16")
+    assert res["precision"] == "fp16" and res["n_batches"] == 2
+    with pytest.raises(AdabertError, match="precision"):
+        time_torch(mut.module, mut.make_inputs(3, 10), "cpu", precision="int4")
 
 
 def test_schema_rejects_broken_records(tmp_path):

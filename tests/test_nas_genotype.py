@@ -126,3 +126,25 @@ def test_op_weights_match_genotype():
     no_none = g.op_weights([o for o in OPS if o != "none"])
     assert no_none[edge_index(2, 0)].sum() == 0
     assert g.depth_weights().tolist() == [0, 0, 1, 0, 0, 0, 0, 0]
+
+
+def test_distance_counts_differing_edges_and_depth():
+    a = _genotype()
+    assert a.distance(a) == {"edges": 0, "depth": 0}
+    # one op changed on node 4, one input changed on node 3, and two more cells
+    b = _genotype(depth=5, nodes=[[(0, "std_conv_7"), (1, "dil_conv_5")], [(0, "std_conv_7"), (2, "dil_conv_5")],
+                                  [(1, "max_pool_3"), (3, "dil_conv_3")]])
+    assert a.distance(b) == b.distance(a) == {"edges": 2, "depth": 2}
+    # the same op pairs on other nodes are different edges
+    c = _genotype(nodes=[[(0, "avg_pool_3"), (1, "skip_connect")], [(0, "avg_pool_3"), (2, "skip_connect")],
+                         [(0, "avg_pool_3"), (2, "skip_connect")]])
+    assert a.distance(c)["edges"] == 6
+
+
+def test_has_conv():
+    assert _genotype().has_conv
+    pools = [[(0, "avg_pool_3"), (1, "skip_connect")], [(0, "max_pool_3"), (2, "skip_connect")],
+             [(0, "avg_pool_3"), (2, "skip_connect")]]
+    assert not _genotype(nodes=pools).has_conv
+    pools[2][1] = (3, "dil_conv_3")
+    assert _genotype(nodes=pools).has_conv

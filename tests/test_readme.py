@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from adabert.errors import AdabertError
-from adabert.report.readme import BEGIN, END, build_section, splice, update_readme, write_section
+from adabert.report.readme import BEGIN, END, build_section, rebase_links, splice, update_readme, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ def _outputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     measurement = tmp_path / "m.json"
     measurement.write_text(json.dumps({"threads": 2, "machine": {"cpu_model": "AMD EPYC", "cores_available": 2,
                                                                  "cuda": None}, "versions": {"torch": "2.13.0"}}))
-    return main, Path("paper/figures/speedup.png"), measurement
+    return main, tmp_path / "paper/figures/speedup.png", measurement
 
 
 def test_section_holds_the_table_the_figure_and_the_machine(tmp_path):
@@ -30,18 +30,32 @@ def test_section_holds_the_table_the_figure_and_the_machine(tmp_path):
     assert "| x | 81.7 |" in section and "- note" in section and "# Main comparison: the paper" not in section
     assert "![Speedup over BERT-base per task and engine](paper/figures/speedup.png)" in section
     assert "AMD EPYC; 2 cores; no GPU; torch 2.13.0; 2 threads" in section
+    # links are relative to the folder of the file the section is written to (paper/README_results.md)
+    assert "](figures/speedup.png)" in build_section(main, figure, measurement, tmp_path / "paper")
+
+
+def test_relative_links_are_rebased_when_spliced(tmp_path, monkeypatch):
+    main, figure, measurement = _outputs(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the workflow passes paths relative to the repository
+    write_section(Path("paper/tables/main.md"), Path("paper/figures/speedup.png"), measurement,
+                  Path("paper/README_results.md"))
+    assert "](figures/speedup.png)" in (tmp_path / "paper/README_results.md").read_text()
+    section = "[a](figures/x.png) [b](https://example.org/x) [c](#anchor) [d](../README.md)"
+    assert rebase_links(section, Path("paper"), Path(".")) == \
+        "[a](paper/figures/x.png) [b](https://example.org/x) [c](#anchor) [d](README.md)"
 
 
 def test_splice_replaces_only_the_marked_block(tmp_path):
     main, figure, measurement = _outputs(tmp_path)
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n\n{BEGIN}\nold numbers\n{END}\n\nafter\n")
-    write_section(main, figure, measurement, readme, tmp_path / "section.md")
-    update_readme(readme, tmp_path / "section.md")
+    write_section(main, figure, measurement, tmp_path / "paper" / "section.md")
+    update_readme(readme, tmp_path / "paper" / "section.md")
     text = readme.read_text()
     assert "old numbers" not in text and "| x | 81.7 |" in text
+    assert "](paper/figures/speedup.png)" in text
     assert text.startswith("# Title\n\nbefore\n\n") and text.endswith("\n\nafter\n")
-    update_readme(readme, tmp_path / "section.md")  # idempotent
+    update_readme(readme, tmp_path / "paper" / "section.md")  # idempotent
     assert readme.read_text() == text
     with pytest.raises(AdabertError, match="markers are missing"):
         splice("no markers here", "x")

@@ -37,6 +37,7 @@ def cluster_missing() -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(cluster_missing() is not None, reason=str(cluster_missing()))
 def test_smoke_workflow_runs_as_slurm_jobs(tmp_path, glue_dir):
     started = time.strftime("%Y-%m-%dT%H:%M:%S")

@@ -80,26 +80,110 @@ def test_seed_table_keeps_main_and_baselines_only():
     assert df.loc["AdaBERT (searched)", "std"] == pytest.approx(2.828, abs=1e-3)
 
 
-def test_efficiency_summary_speedups_are_throughput_ratios():
+def test_efficiency_summary_speedups_are_seed_means_of_matched_ratios():
+    # a student's speedup: the mean over seeds of the efficiency table's speedups (each against a BERT-base of the
+    # same engine, device, shape, threads and machine); a reference's: BERT-base latency / its latency
     rows = pd.DataFrame([
         {"task": "MRPC", "variant": v, "seed": s, "engine": e, "device": "cpu", "batch": 128, "seq_len": 128,
-         "params_M": p, "samples_per_s": sps, "student_dev": 80.0}
-        for v, s, e, p, sps in [("main", 0, "torch", 5.0, 1000.0), ("main", 1, "torch", 7.0, 2000.0),
-                                ("main", 0, "onnxruntime", 5.0, 3000.0), ("bilstm", 0, "torch", 10.0, 500.0),
-                                ("beta_0", 0, "torch", 4.0, 9999.0)]
+         "params_M": p, "samples_per_s": sps, "speedup_vs_bert": sp, "student_dev": dev, "teacher_dev": 85.0,
+         "split_kind": "dev", "metric": "f1"}
+        for v, s, e, p, sps, sp, dev in [("main", 0, "torch", 5.0, 1000.0, 100.0, 80.0),
+                                         ("main", 1, "torch", 7.0, 2000.0, 200.0, 82.0),
+                                         ("main", 0, "onnxruntime", 5.0, 3000.0, 150.0, 80.0),
+                                         ("main", 0, "onnxruntime-int8", 5.0, 1500.0, 75.0, 80.0),
+                                         ("bilstm", 0, "torch", 10.0, 500.0, 50.0, 70.0),
+                                         ("beta_0", 0, "torch", 4.0, 9999.0, 999.0, 10.0)]
     ])
     refs = pd.DataFrame([
-        {"model": "bert-base", "task": None, "engine": e, "device": "cpu", "batch": 128, "seq_len": 128,
-         "params_M": 110.0, "samples_per_s": sps} for e, sps in [("torch", 10.0), ("onnxruntime", 20.0)]
+        {"model": "bert-base", "task": None, "engine": e, "device": "cpu", "batch": 128, "seq_len": 128, "threads": 2,
+         "params_M": 110.0, "samples_per_s": sps, "latency_ms": lat}
+        for e, sps, lat in [("torch", 10.0, 12800.0), ("onnxruntime", 20.0, 6400.0)]
     ] + [{"model": "teacher", "task": "MRPC", "engine": "torch", "device": "cpu", "batch": 128, "seq_len": 128,
-          "params_M": 22.0, "samples_per_s": 50.0}])
+          "threads": 2, "params_M": 22.0, "samples_per_s": 50.0, "latency_ms": 2560.0}])
     df, shape = build_efficiency_summary(rows, refs, "main")
     assert shape == (128, 128)
     df = df.set_index("model")
     assert df.loc["AdaBERT", "torch_samples_per_s"] == 1500.0
-    assert df.loc["AdaBERT", "torch_speedup_vs_bert"] == 150.0
+    assert df.loc["AdaBERT", "torch_speedup_vs_bert"] == 150.0 and df.loc["AdaBERT", "n_seeds"] == 2
     assert df.loc["AdaBERT", "onnxruntime_speedup_vs_bert"] == 150.0
+    assert df.loc["AdaBERT", "int8_vs_ort_fp32"] == 0.5 and df.loc["AdaBERT", "dev"] == 81.0
     assert df.loc["AdaBERT", "compression_vs_bert"] == pytest.approx(110.0 / 6.0)
-    assert df.loc["Teacher", "torch_speedup_vs_bert"] == 5.0
+    assert df.loc["Teacher", "torch_speedup_vs_bert"] == 5.0 and df.loc["Teacher", "dev"] == 85.0
     assert df.loc["BERT-base", "torch_speedup_vs_bert"] == 1.0
     assert "beta_0" not in df.index and df.loc["BiLSTM-SOFT", "torch_speedup_vs_bert"] == 50.0
+    assert (df["split"].dropna() == "dev").all()
+
+
+def _eff(variant, task, seed, dev, latency, engine="torch", batch=128):
+    return {"task": task, "variant": variant, "seed": seed, "engine": engine, "device": "cpu", "batch": batch,
+            "seq_len": 128, "latency_ms": latency, "student_dev": dev, "metric": "acc", "split_kind": "dev"}
+
+
+def test_searched_vs_random_median_range_and_pareto():
+    from adabert.report.random_study import build_rows
+
+    rows = [_eff("main", "SST-2", 0, 80.0, 10.0), _eff("main", "SST-2", 1, 82.0, 14.0),  # mean 81.0 @ 12 ms
+            *[_eff("random", "SST-2", i, d, l) for i, (d, l) in enumerate([(70, 5), (75, 30), (79, 8), (85, 20)])],
+            _eff("main", "RTE", 0, 55.0, 10.0),
+            *[_eff("random", "RTE", i, d, l) for i, (d, l) in enumerate([(56, 9), (50, 9), (52, 12)])],
+            _eff("random", "RTE", 9, 99.0, 1.0, engine="onnxruntime"),  # another engine: ignored
+            _eff("random", "RTE", 8, 99.0, 1.0, batch=1)]  # another shape: ignored
+    df = build_rows(pd.DataFrame(rows), "main").set_index("task")
+    sst = df.loc["SST-2"]
+    assert (sst["searched_n"], sst["random_n"]) == (2, 4) and sst["searched_dev"] == 81.0
+    assert sst["random_median"] == 77.0 and (sst["random_min"], sst["random_max"]) == (70.0, 85.0)
+    assert sst["at_or_above_median"] and not sst["pareto_dominated"]  # 85 is more accurate but slower
+    rte = df.loc["RTE"]
+    assert rte["random_n"] == 3 and rte["random_median"] == 52.0 and rte["at_or_above_median"]
+    assert rte["pareto_dominated"] and rte["dominating_samples"] == "0"  # 56 at 9 ms beats 55 at 10 ms
+
+
+def test_task_adaptivity_within_vs_across(tmp_path):
+    import json
+
+    from adabert.report.adaptivity import write_adaptivity
+
+    conv = [[[0, "std_conv_3"], [1, "std_conv_5"]], [[0, "std_conv_3"], [2, "std_conv_5"]],
+            [[1, "std_conv_3"], [3, "std_conv_5"]]]
+    pool = [[[0, "max_pool_3"], [1, "avg_pool_3"]], [[0, "max_pool_3"], [2, "avg_pool_3"]],
+            [[1, "max_pool_3"], [3, "avg_pool_3"]]]
+    paths = []
+    for task, seed, nodes, depth in (("A", 0, conv, 2), ("A", 1, conv, 3), ("B", 0, pool, 2), ("B", 1, pool, 2)):
+        folder = tmp_path / f"{task}{seed}"
+        search = tmp_path / f"s{task}{seed}"
+        folder.mkdir()
+        search.mkdir()
+        genotype = {"schema_version": 1, "depth": depth, "nodes": [[{"input": i, "op": o} for i, o in n] for n in nodes],
+                    "ops": ["std_conv_3", "std_conv_5", "max_pool_3", "avg_pool_3", "none"], "width": 16, "k_max": 4}
+        (folder / "derive.json").write_text(json.dumps({"genotype": genotype, "search_dir": str(search)}))
+        (search / "metrics.json").write_text(json.dumps({"task": task, "seed": seed}))
+        paths.append(folder / "genotype.json")
+    summary = write_adaptivity(paths, tmp_path / "a.md", tmp_path / "a.csv").set_index("n")
+    within, across = summary.iloc[0], summary.iloc[1]
+    assert (within.name, across.name) == (2, 4)
+    assert within["edges_mean"] == 0.0 and within["depth_mean"] == 0.5 and within["identical"] == 1
+    assert across["edges_mean"] == 6.0 and across["depth_mean"] == 0.5
+    assert "closer than searches of different tasks" in (tmp_path / "a.md").read_text()
+    assert len(pd.read_csv(tmp_path / "a.csv")) == 6
+
+
+def test_ablation_effect_is_claimed_only_beyond_the_seed_spread_and_beta_figure(tmp_path):
+    from adabert.report.ablation_table import beta_variants, exceeds_spread
+    from adabert.report.figures import beta_tradeoff_figure
+
+    assert exceeds_spread(-3.0, 1.0, 2.0) is True and exceeds_spread(1.5, 1.0, 2.0) is False
+    assert exceeds_spread(5.0, None, 1.0) is None  # a single seed has no spread: no claim
+    variants = {"main": {}, "beta_0": {"loss": {"beta": 0.0}}, "beta_8": {"loss": {"beta": 8.0}},
+                "mixed": {"loss": {"beta": 1.0, "gamma": 0.5}}, "aug": {"loss": {"beta": 2.0}, "augment": True}}
+    assert beta_variants(variants, "main", 4.0) == {"main": 4.0, "beta_0": 0.0, "beta_8": 8.0}
+    results = [rec("main", "MRPC", 0, 80.0), rec("main", "MRPC", 1, 81.0),
+               rec("beta_0", "MRPC", 0, 70.0, params=9e6), rec("beta_0", "MRPC", 1, 71.0, params=9e6),
+               rec("beta_8", "MRPC", 0, 79.0, params=3e6), rec("beta_8", "MRPC", 1, 82.0, params=3e6)]
+    eff = pd.DataFrame(columns=["variant", "task", "engine", "device", "batch", "seq_len", "speedup_vs_bert", "seed"])
+    df, shown = build_ablation_table(results, eff, variants, "main")
+    df = df.set_index("variant")
+    assert df.loc["beta_0", "exceeds_seed_spread"] is True and df.loc["beta_8", "exceeds_seed_spread"] is False
+    assert shown.set_index("variant").loc["beta_0", "MRPC (f1)"].endswith(" *")
+    plotted = beta_tradeoff_figure(df.reset_index(), beta_variants(variants, "main", 4.0), tmp_path / "beta")
+    assert list(plotted["beta"]) == [0.0, 4.0, 8.0] and list(plotted["mean"]) == [70.5, 80.5, 80.5]
+    assert (tmp_path / "beta.png").is_file() and (tmp_path / "beta.pdf").is_file()

@@ -16,6 +16,7 @@ from adabert.errors import AdabertError
 from adabert.teacher import train_teacher
 from adabert.training import epoch_steps
 from conftest import small_config
+from recompute import read_tsv
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,7 @@ def test_saved_model_reproduces_dev_logits(mrpc_small):
     torch.testing.assert_close(logits, saved, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_training_is_deterministic(mrpc_small, tmp_path):
     cfg = config_mod.stage_config(mrpc_small["cfg"], "teacher", "MRPC")
     again = train_teacher(cfg, "MRPC", mrpc_small["data_dir"], tmp_path / "again")
@@ -102,16 +104,41 @@ def test_training_is_deterministic(mrpc_small, tmp_path):
     assert again["eval"] == json.loads((mrpc_small["teacher_dir"] / "metrics.json").read_text())["eval"]
 
 
-def test_regression_teacher(stsb_small):
+def test_regression_teacher(stsb_small, glue_dir):
+    """A regression teacher's reported Pearson/Spearman recompute from its saved scores and the gold scores of
+    the dev file itself, and the saved scores are the saved model's single output."""
+    import numpy as np
+    from scipy import stats
+    from transformers import AutoModelForSequenceClassification
+
     meta = read_data(stsb_small["data_dir"]).meta
-    assert meta["type"] == "regression"
+    assert meta["type"] == "regression" and meta["num_labels"] == 1
     logits = io.load_tensors(stsb_small["teacher_dir"] / "logits.safetensors")
     for split in ("train", *meta["eval_splits"]):
         assert tuple(logits[split].shape) == (meta["splits"][split]["n"], 1)
-    metrics = stsb_small["metrics"]
-    assert metrics["main_metric"] == "pearson"
-    assert set(metrics["eval"][meta["main_split"]]) == {"pearson", "spearman"}
-    assert -100 <= metrics["main_value"] <= 100
+    metrics, main = stsb_small["metrics"], meta["main_split"]
+    assert metrics["main_metric"] == "pearson" and main == "dev"
+    # gold scores straight from STS-B/dev.tsv (column "score"), by each prepared row's idx (its data row)
+    file_rows = read_tsv(glue_dir / "STS-B" / "dev.tsv")
+    rows = [json.loads(line) for line in (stsb_small["data_dir"] / "dev.jsonl").read_text().splitlines()]
+    assert len(rows) == 24
+    gold = np.array([float(file_rows[r["idx"]]["score"]) for r in rows])
+    assert [r["texts"] for r in rows] == [[file_rows[r["idx"]]["sentence1"], file_rows[r["idx"]]["sentence2"]]
+                                          for r in rows]
+    scores = logits[main][:, 0].double().numpy()
+    expected = {"pearson": 100 * float(np.corrcoef(scores, gold)[0, 1]),
+                "spearman": 100 * float(stats.spearmanr(scores, gold).statistic)}
+    assert metrics["eval"][main] == pytest.approx(expected, abs=1e-3)
+    assert metrics["main_value"] == metrics["eval"][main]["pearson"]
+    assert abs(expected["pearson"] - expected["spearman"]) > 1e-6  # two metrics, not one reported twice
+    # the saved scores are what the saved model outputs on those rows (one output, no softmax/argmax)
+    model = AutoModelForSequenceClassification.from_pretrained(stsb_small["teacher_dir"] / "model").eval()
+    assert model.config.num_labels == 1 and model.config.problem_type == "regression"
+    dev = read_data(stsb_small["data_dir"]).split(main, PACKED_INPUTS)
+    with torch.no_grad():
+        out = model(input_ids=dev["input_ids"], attention_mask=dev["attention_mask"],
+                    token_type_ids=dev["token_type_ids"]).logits
+    torch.testing.assert_close(out, logits[main], atol=1e-4, rtol=1e-4)
     # 0.5 epoch of 48 examples at batch 16 = 2 of 3 steps (fractional last epoch)
     assert metrics["steps"] == 2 and metrics["epochs"] == 0.5
 
@@ -169,6 +196,7 @@ def test_precision_resolution():
         training.resolve_precision("fp16", cpu)
 
 
+@pytest.mark.slow
 def test_teacher_starts_from_another_tasks_teacher(mrpc_small, tmp_path):
     """teacher.per_task.<task>.init_from: the encoder of another task's fine-tuned teacher, a new head."""
     from adabert.models import load_classifier

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from typing import Any
 
+import numpy as np
 import torch
 
 from adabert.errors import AdabertError
@@ -128,38 +130,92 @@ def configured_threads() -> int | None:
     return _THREADS.get("requested")
 
 
-def matmul_peak_gflops(device: str = "cpu", seconds: float = 1.0, n: int = 2048) -> dict[str, Any]:
-    """Measured fp32 GEMM throughput (an ``n x n`` by ``n x n`` matmul, 2 n^3 FLOPs) in GFLOP/s.
-
-    The practical peak the achieved GFLOP/s of a model is compared with; timed with
-    ``torch.utils.benchmark.Timer.blocked_autorange`` (synchronised on CUDA), median over blocks.
-    """
+def _torch_gemm_seconds(dev: torch.device, n: int, seconds: float, repeats: int) -> list[float]:
+    """Median seconds of one ``n x n`` fp32 matmul on ``dev``, once per repeat (``blocked_autorange``)."""
     from torch.utils import benchmark
 
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AdabertError("matmul peak on cuda requested, but CUDA is not available")
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(dev)
     b = torch.randn(n, n, generator=gen).to(dev)
     if dev.type == "cuda":
-        # fp32 peak, not TF32: keep the comparison against the same arithmetic the models use.
+        # fp32 peak, not TF32: keep the comparison against the same arithmetic the fp32 models use.
         allow_tf32 = torch.backends.cuda.matmul.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = False
     try:
         torch.matmul(a, b)  # warm-up
         timer = benchmark.Timer(stmt="torch.matmul(a, b)", globals={"torch": torch, "a": a, "b": b})
-        m = timer.blocked_autorange(min_run_time=float(seconds))
+        return [timer.blocked_autorange(min_run_time=float(seconds)).median for _ in range(repeats)]
     finally:
         if dev.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+
+
+def _ort_gemm_seconds(n: int, seconds: float, repeats: int) -> list[float] | None:
+    """The same matmul as a one-node ONNX graph on ONNX Runtime's CPU provider (its own GEMM kernels),
+    median seconds per repeat; None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+
+    rng = np.random.default_rng(0)
+    b = numpy_helper.from_array(rng.standard_normal((n, n), dtype=np.float32), "B")
+    graph = helper.make_graph([helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm",
+                              [helper.make_tensor_value_info("A", TensorProto.FLOAT, [n, n])],
+                              [helper.make_tensor_value_info("C", TensorProto.FLOAT, [n, n])], [b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(configured_threads() or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feed = {"A": rng.standard_normal((n, n), dtype=np.float32)}
+    session.run(None, feed)  # warm-up
+    medians = []
+    for _ in range(repeats):
+        times: list[float] = []
+        while len(times) < 3 or sum(times) < seconds:
+            start = time.perf_counter()
+            session.run(None, feed)
+            times.append(time.perf_counter() - start)
+        medians.append(float(np.median(times)))
+    return medians
+
+
+def matmul_peak_gflops(device: str = "cpu", seconds: float = 1.0, n: int = 2048, repeats: int = 3) -> dict[str, Any]:
+    """Measured fp32 GEMM throughput (an ``n x n`` by ``n x n`` matmul, 2 n^3 FLOPs) in GFLOP/s.
+
+    The practical peak the achieved GFLOP/s of a model is compared with. Each engine's GEMM is timed
+    ``repeats`` times for ``seconds`` (torch: ``blocked_autorange``, synchronised on CUDA; on the CPU also
+    ONNX Runtime's own kernels, which the ONNX engines use); an engine's throughput is the median over
+    the repeats, and the peak is the faster engine's.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise AdabertError("matmul peak on cuda requested, but CUDA is not available")
+    if repeats < 1 or seconds <= 0:
+        raise AdabertError(f"matmul peak: need repeats >= 1 and seconds > 0, got {repeats}, {seconds}")
     flops = 2.0 * n**3
+    by_engine: dict[str, Any] = {}
+    timings = {"torch": _torch_gemm_seconds(dev, n, seconds, repeats)}
+    if dev.type == "cpu":
+        ort_times = _ort_gemm_seconds(n, seconds, repeats)
+        if ort_times is not None:
+            timings["onnxruntime"] = ort_times
+    for engine, times in timings.items():
+        median = float(np.median(times))
+        by_engine[engine] = {"gflops": flops / median / 1e9, "median_s": median,
+                             "repeat_gflops": [flops / t / 1e9 for t in times]}
+    best = max(by_engine, key=lambda e: by_engine[e]["gflops"])
     return {
-        "gflops": flops / m.median / 1e9,
+        "gflops": by_engine[best]["gflops"],
+        "engine": best,
+        "by_engine": by_engine,
         "n": n,
         "dtype": "float32",
         "device": dev.type,
-        "median_s": m.median,
-        "runs": len(m.times),
+        "median_s": by_engine[best]["median_s"],
+        "repeats": repeats,
+        "seconds_per_repeat": float(seconds),
         "threads": torch.get_num_threads(),
     }

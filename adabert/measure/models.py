@@ -3,7 +3,8 @@
 :func:`model_under_test` loads the :class:`~adabert.measure.ModelUnderTest` of a kind from its folder
 (a retrained student, a teacher, a baseline folder, or BERT-base: a local bert-base-uncased folder, or
 None for the architecture with random weights); :func:`measure_model` measures it
-(:func:`adabert.measure.measure`) and records which model it was.
+(:func:`adabert.measure.measure`; int8 graphs calibrated on the task's training rows) and records which
+model it was.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 
 from adabert import io
 from adabert.kinds import get_kind
+from adabert.measure.quantize import calibration_from_data, modes_of
 from adabert.measure.reference import ModelUnderTest
 from adabert.measure.run import measure, validate_measurement
 
@@ -25,18 +27,33 @@ def model_under_test(kind: str, model: str | os.PathLike | None, num_labels: int
 
 
 def measure_model(kind: str, model: str | os.PathLike | None, engine: str, device: str, batch: int, seq_len: int,
-                  threads: int, out_json: str | os.PathLike, *, num_labels: int = 2, min_seconds: float = 1.0,
-                  min_batches: int = 3, warmup: int = 1, max_batches: int | None = None, peak_seconds: float = 0.5,
-                  onnx_dir: str | os.PathLike | None = None, subject: dict | None = None) -> dict:
+                  threads: int, out_json: str | os.PathLike, *, num_labels: int = 2, min_seconds: float = 2.0,
+                  min_batches: int = 3, warmup: int = 1, max_batches: int | None = None, peak_seconds: float = 1.0,
+                  repeats: int = 3, onnx_dir: str | os.PathLike | None = None, subject: dict | None = None,
+                  int8_mode: str = "auto", data_dir: str | os.PathLike | None = None,
+                  calibration_examples: int = 256, references: bool = True) -> dict:
     """One measurement (:func:`adabert.measure.measure`) written to ``out_json``, with ``subject``
-    (task / variant / seed the model belongs to) recorded for the efficiency table."""
+    (task / variant / seed the model belongs to) recorded for the efficiency table.
+
+    Static int8 graphs are calibrated on ``calibration_examples`` training rows of the Data folder
+    ``data_dir`` (the task's prepared data); without it, on as many synthetic rows."""
     mut = model_under_test(kind, model, num_labels)
+    calibration = calibration_info = None
+    if engine == "onnxruntime-int8" and data_dir is not None and "static" in modes_of(int8_mode):
+        calibration, calibration_info = calibration_from_data(data_dir, get_kind(kind).layout, calibration_examples)
     record = measure(mut, engine=engine, device=device, batch=batch, seq_len=seq_len, threads=threads,
                      out_json=None, min_seconds=min_seconds, min_batches=min_batches, onnx_dir=onnx_dir,
-                     warmup=warmup, max_batches=max_batches, peak_seconds=peak_seconds)
+                     warmup=warmup, max_batches=max_batches, peak_seconds=peak_seconds, repeats=repeats,
+                     int8_mode=int8_mode, calibration=calibration, calibration_info=calibration_info,
+                     calibration_examples=calibration_examples, references=references)
     record["subject"] = {"model_kind": kind, **{k: v for k, v in (subject or {}).items() if v is not None}}
     validate_measurement(record)
     io.write_json(out_json, record)
-    log.info("measure %s %s %s batch %d seq %d: median %.4g s, %.1f samples/s", kind, engine, device, batch, seq_len,
-             record["latency"]["median_s"], record["throughput_samples_per_s"])
+    int8 = (record.get("onnx") or {}).get("int8") or {}
+    log.info("measure %s %s%s %s batch %d seq %d: median %.4g s (rounds %.4g-%.4g), %.1f samples/s", kind, engine,
+             f" ({int8['mode']})" if int8 else "", device, batch, seq_len, record["latency"]["median_s"],
+             record["latency"]["repeat_min_s"], record["latency"]["repeat_max_s"], record["throughput_samples_per_s"])
+    for name, ref in record["references"].items():
+        log.info("  same-job reference %s: median %.4g s, speedup %.2fx", name, ref["latency"]["median_s"],
+                 ref["speedup"])
     return record

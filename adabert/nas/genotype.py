@@ -176,6 +176,18 @@ class Genotype:
         """(alpha row, input index, op) of every kept edge, node by node."""
         return [(edge_index(j, i), i, op) for j, node in enumerate(self.nodes) for i, op in node]
 
+    @property
+    def has_conv(self) -> bool:
+        """Whether any kept edge is a convolution (a student without one has no learned token mixing)."""
+        return any("conv" in op for _, _, op in self.edge_list())
+
+    def distance(self, other: "Genotype") -> dict[str, int]:
+        """How far apart two architectures are: kept edges (node, input, op) of this cell not in the
+        other's (0 = the same cell, at most the number of kept edges) and the difference in depth."""
+        mine = {(j, i, op) for j, node in enumerate(self.nodes) for i, op in node}
+        theirs = {(j, i, op) for j, node in enumerate(other.nodes) for i, op in node}
+        return {"edges": max(len(mine - theirs), len(theirs - mine)), "depth": abs(self.depth - other.depth)}
+
     def op_weights(self, ops: Sequence[str] | None = None) -> torch.Tensor:
         """One-hot op choices [n_edges, n_ops] equivalent to this genotype on the search cell.
 

@@ -1,18 +1,23 @@
 """Search stage: joint single-level optimisation of supernet weights and architecture logits.
 
 Loop (spec 2.1/2.2, the authors' PyTorch code, recipe 9.4): per training batch, draw hard
-straight-through Gumbel samples of the op per edge and of the depth (tau = max(tau_init *
-exp(-tau_decay * epoch), tau_min)), run one forward/backward of the total loss (losses.py), clip the
-gradients of weights and alphas separately, then take an SGD step on the weights (momentum, weight
-decay, cosine-annealed lr w_lr -> w_lr_min stepped once per epoch) and an Adam step on the alphas
-(alpha_lr, alpha_betas, L2 weight decay alpha_weight_decay). No bilevel / unrolled step (neither
+straight-through Gumbel samples of the op per edge and of the depth at temperature tau, run one
+forward/backward of the total loss (losses.py), clip the gradients of weights and alphas separately,
+then take an SGD step on the weights (momentum, weight decay, cosine-annealed lr w_lr -> w_lr_min) and
+an Adam step on the alphas (L2 weight decay alpha_weight_decay). No bilevel / unrolled step (neither
 authors' code uses one; spec 8.3). Batches are trimmed to their longest sentence (dynamic padding).
+The budget is counted in steps; the weight-only warm-up, the architecture learning rate and the
+temperature follow the step count (:mod:`adabert.nas.schedule`).
 
-After every epoch the current genotype is derived noise-free (derive_genotype) and the supernet is
-evaluated on the main eval split with exactly that architecture's one-hot choices (kept edges, depth
-K), i.e. the dev metric of the student the derive stage would cut out now. The best epoch (highest dev
-metric; ties keep the earlier epoch, :func:`adabert.training.select_best`) decides the saved weights
-and architecture (both authors' codes select on dev, spec 2.2). The PyTorch code's eval used a broken argmax (spec 7.1 item 3); fixed here.
+After every round the current genotype is derived noise-free (derive_genotype) and the supernet is
+evaluated on the main eval split (``search.max_eval_examples`` rows of it) with exactly that
+architecture's one-hot choices (kept edges, depth K), i.e. the student the derive stage would cut out
+now. The best round decides the saved weights and architecture (both authors' codes select on dev,
+spec 2.2): by default the lowest dev loss of the derived architecture, a continuous criterion that does
+not tie when the metric sits at chance; the dev metric is reported alongside. The PyTorch code's eval
+used a broken argmax (spec 7.1 item 3); fixed here. Every round also records the per-term gradient
+balance on the architecture logits (task/KD vs efficiency, :class:`GradientBalance`) and how committed
+the distribution is (:func:`architecture_confidence`).
 
 The step (:func:`search_step`) is this module's own; batching, the objective (:mod:`adabert.distill`
 via :mod:`adabert.nas.losses`), best-epoch selection and the folder formats (:mod:`adabert.artifacts`)
@@ -31,6 +36,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from typing import Iterator
 from pathlib import Path
 
 import torch
@@ -44,7 +50,8 @@ from adabert.measure.machine import cpu_model
 from adabert.models import load_encoder
 from adabert.nas.costs import cost_vector, op_costs
 from adabert.nas.genotype import Genotype, cell_edges, derive_genotype
-from adabert.nas.losses import search_loss
+from adabert.nas.losses import efficiency_loss, search_loss
+from adabert.nas.schedule import SearchSchedule, make_schedule
 from adabert.nas.supernet import SuperNet
 from adabert.training import peak_rss_mb, select_best
 
@@ -83,11 +90,13 @@ def search_inputs(cfg: dict, task: str, data: artifacts.DataFolder, teacher_dir:
         keep = subsample_indices(n_train, cap, int(cfg["data"]["seed"]))
         train = {k: v[keep] for k, v in train.items()}
         log.info("search %s: %d of the %d training examples (search.max_train_examples)", task, cap, n_train)
+    n_dev, dev_cap = int(dev["labels"].shape[0]), cfg["search"].get("max_eval_examples")
+    if dev_cap is not None and dev_cap < n_dev:  # selection only; the retrained students see the whole split
+        keep = subsample_indices(n_dev, dev_cap, int(cfg["data"]["seed"]))
+        dev = {k: v[keep] for k, v in dev.items()}
+        log.info("search %s: selecting on %d of the %d %s rows (search.max_eval_examples)", task, dev_cap, n_dev,
+                 data.main_split)
     return train, dev
-
-
-def tau_at(epoch: int, scfg: dict) -> float:
-    return max(scfg["tau_init"] * math.exp(-scfg["tau_decay"] * epoch), scfg["tau_min"])
 
 
 # -- model and step -----------------------------------------------------------------------------------
@@ -113,19 +122,56 @@ class Optimisers:
     grad_clip: float
 
     @classmethod
-    def create(cls, net: SuperNet, scfg: dict) -> Optimisers:
+    def create(cls, net: SuperNet, scfg: dict, schedule: SearchSchedule) -> Optimisers:
         weights, arch = net.weight_parameters(), net.arch_parameters()
         w_opt = torch.optim.SGD(weights, lr=scfg["w_lr"], momentum=scfg["w_momentum"],
                                 weight_decay=scfg["w_weight_decay"])
-        w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=scfg["epochs"], eta_min=scfg["w_lr_min"])
-        a_opt = torch.optim.Adam(arch, lr=scfg["alpha_lr"], betas=tuple(scfg["alpha_betas"]),
+        w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=schedule.total_steps,
+                                                             eta_min=scfg["w_lr_min"])
+        a_opt = torch.optim.Adam(arch, lr=schedule.alpha_lr, betas=tuple(scfg["alpha_betas"]),
                                  weight_decay=scfg["alpha_weight_decay"])
         return cls(weights, arch, w_opt, a_opt, w_sched, scfg["grad_clip"])
 
 
+class GradientBalance:
+    """Per-round statistics of the two forces on the architecture logits (alpha_ops, alpha_depth):
+    the task/KD term and the efficiency term (beta L_E), separated with one extra autograd call.
+
+    ``*_norm`` is the mean per-step gradient norm; ``*_signal`` the norm of the round's mean gradient,
+    which is what Adam integrates: a small but constant-sign force (the efficiency term) can outrun a
+    larger noisy one whose steps cancel."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.norms: dict[str, float] = {}
+
+    def add(self, term: str, grads: dict[str, torch.Tensor | None]) -> None:
+        for name, g in grads.items():
+            if g is None:
+                continue
+            key = f"{term}_{name}"
+            self.sums[key] = self.sums.get(key, torch.zeros_like(g)) + g
+            self.norms[key] = self.norms.get(key, 0.0) + float(g.norm())
+
+    def summary(self) -> dict[str, float]:
+        n = max(self.count, 1)
+        out = {}
+        for key in sorted(self.sums):
+            out[f"grad_{key}_norm"] = self.norms[key] / n
+            out[f"grad_{key}_signal"] = float((self.sums[key] / n).norm())
+        return out
+
+
 def search_step(net: SuperNet, batch: dict[str, torch.Tensor], tau: float, costs: torch.Tensor, lcfg: dict,
-                opt: Optimisers, execution: str) -> dict[str, float]:
-    """One search step: Gumbel samples, forward, the search loss, backward, clipping, both optimiser steps."""
+                opt: Optimisers, execution: str, update_arch: bool = True,
+                balance: GradientBalance | None = None) -> dict[str, float]:
+    """One search step: Gumbel samples, forward, the search loss, backward, clipping, the weight step and
+    (unless in the weight-only warm-up) the architecture step."""
     op_w, depth_w = net.sample_arch(tau)
     out = net(batch["a_input_ids"], batch["a_attention_mask"], batch["b_input_ids"], batch["b_attention_mask"],
               op_w, depth_w, execution)
@@ -133,11 +179,28 @@ def search_step(net: SuperNet, batch: dict[str, torch.Tensor], tau: float, costs
                         gamma=lcfg["gamma"], beta=lcfg["beta"], temperature=lcfg["temperature"], kd=lcfg["kd"])
     opt.w_opt.zero_grad(set_to_none=True)
     opt.a_opt.zero_grad(set_to_none=True)
+    arch_named = {"ops": net.alpha_ops, "depth": net.alpha_depth}
+    arch_named = {k: p for k, p in arch_named.items() if p.requires_grad and any(p is q for q in opt.arch)}
+    efficiency_grads = None
+    if balance is not None and lcfg["beta"] > 0:
+        term = lcfg["beta"] * efficiency_loss(out, costs)
+        grads = torch.autograd.grad(term, list(arch_named.values()), retain_graph=True, allow_unused=True)
+        efficiency_grads = dict(zip(arch_named, grads))
     parts["loss"].backward()
+    if balance is not None:
+        total = {k: (p.grad.detach().clone() if p.grad is not None else None) for k, p in arch_named.items()}
+        eff = efficiency_grads or {}
+        balance.add("task", {k: g - eff[k] if g is not None and eff.get(k) is not None else g
+                             for k, g in total.items()})
+        if efficiency_grads is not None:
+            balance.add("efficiency", {k: g.detach() if g is not None else None for k, g in eff.items()})
+        balance.count += 1
     torch.nn.utils.clip_grad_norm_(opt.weights, opt.grad_clip)
     torch.nn.utils.clip_grad_norm_(opt.arch, opt.grad_clip)
     opt.w_opt.step()
-    opt.a_opt.step()
+    opt.w_sched.step()
+    if update_arch:
+        opt.a_opt.step()
     return {k: float(parts[k].detach()) for k in LOSS_KEYS}
 
 
@@ -166,88 +229,145 @@ def current_genotype(net: SuperNet, scfg: dict) -> Genotype:
                            fixed_depth=net.fixed_depth)
 
 
-def history_entry(net: SuperNet, epoch: int, tau: float, genotype: Genotype, dev_metrics: dict,
-                  dev_main: float) -> dict:
-    """One epoch of ``alpha_history.json``: the alphas, their softmax and the derived architecture."""
+def architecture_confidence(net: SuperNet) -> dict[str, float]:
+    """How committed the architecture distribution is: the mean over edges of the strongest op's
+    probability (1/|O| when uniform) and the largest depth probability (1/K_max when uniform)."""
+    ops = torch.softmax(net.alpha_ops.detach(), -1)
+    depth = torch.softmax(net.alpha_depth.detach(), -1)
+    return {"max_op_prob_mean": float(ops.max(-1).values.mean()), "depth_max_prob": float(depth.max())}
+
+
+def eval_loss(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean cross-entropy (classification) or squared error (regression) against the gold labels: the
+    continuous selection criterion (a metric at chance ties; a loss does not)."""
+    if logits.shape[-1] == 1:
+        return float(torch.nn.functional.mse_loss(logits[:, 0].float(), labels.float()))
+    return float(torch.nn.functional.cross_entropy(logits.float(), labels.long()))
+
+
+def history_entry(net: SuperNet, epoch: int, step: int, tau: float, genotype: Genotype, dev_metrics: dict,
+                  dev_main: float, dev_loss: float) -> dict:
+    """One round of ``alpha_history.json``: the alphas, their softmax and the derived architecture."""
     return {
-        "epoch": epoch, "tau": tau,
+        "epoch": epoch, "step": step, "tau": tau,
         "alpha_ops": net.alpha_ops.detach().tolist(), "alpha_depth": net.alpha_depth.detach().tolist(),
         "softmax_ops": torch.softmax(net.alpha_ops.detach(), -1).tolist(),
         "softmax_depth": torch.softmax(net.alpha_depth.detach(), -1).tolist(),
-        "genotype": genotype.to_dict(), "dev": dev_metrics, "dev_main": dev_main,
+        "genotype": genotype.to_dict(), "dev": dev_metrics, "dev_main": dev_main, "dev_loss": dev_loss,
+        **architecture_confidence(net),
     }
 
 
 # -- the loop -----------------------------------------------------------------------------------------
-def search_epoch(net: SuperNet, train: dict[str, torch.Tensor], epoch: int, tau: float, costs: torch.Tensor,
-                 lcfg: dict, opt: Optimisers, scfg: dict, generator: torch.Generator, label: str) -> dict[str, float]:
-    """One epoch of search steps over the shuffled training rows; the mean of every loss component."""
+def batch_stream(n_train: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless seeded batches: one shuffled pass over the rows after another."""
+    while True:
+        yield from shuffled_batches(n_train, batch_size, generator)
+
+
+def search_round(net: SuperNet, train: dict[str, torch.Tensor], batches: Iterator[torch.Tensor], steps: range,
+                 schedule: SearchSchedule, costs: torch.Tensor, lcfg: dict, opt: Optimisers, scfg: dict,
+                 balance: GradientBalance, label: str) -> dict[str, float]:
+    """The steps of one round; the mean of every loss component (weighted by batch rows)."""
     net.train()
-    n_train = int(train["labels"].shape[0])
-    sums = {k: 0.0 for k in LOSS_KEYS}
-    batches = shuffled_batches(n_train, scfg["batch_size"], generator)
-    bar = tqdm(batches, total=math.ceil(n_train / scfg["batch_size"]), desc=f"{label} e{epoch}", leave=False,
-               disable=None)
-    for idx in bar:
-        values = search_step(net, trim({k: v[idx] for k, v in train.items()}), tau, costs, lcfg, opt,
-                             scfg["execution"])
+    sums, rows = {k: 0.0 for k in LOSS_KEYS}, 0
+    bar = tqdm(steps, desc=label, leave=False, disable=None)
+    for step in bar:
+        idx = next(batches)
+        values = search_step(net, trim({k: v[idx] for k, v in train.items()}), schedule.tau(step), costs, lcfg,
+                             opt, scfg["execution"], update_arch=schedule.updates_arch(step), balance=balance)
         if not math.isfinite(values["loss"]):
-            raise AdabertError(f"{label}: non-finite loss at epoch {epoch} (diverged)")
+            raise AdabertError(f"{label}: non-finite loss at step {step} (diverged)")
         for k in LOSS_KEYS:
             sums[k] += values[k] * idx.numel()
+        rows += idx.numel()
         bar.set_postfix(loss=f"{values['loss']:.3f}", K=int(values["sampled_depth"]))
-    return {k: sums[k] / n_train for k in LOSS_KEYS}
+    return {k: sums[k] / max(rows, 1) for k in LOSS_KEYS} | {"rows": rows}
+
+
+def evaluate_round(net: SuperNet, dev: dict, spec, scfg: dict) -> tuple[Genotype, dict, float, float]:
+    """The derived architecture of the current alphas on the evaluation rows: genotype, metrics, main
+    metric, loss."""
+    genotype = current_genotype(net, scfg)
+    logits = predict(net, dev, genotype.op_weights(list(scfg["ops"])), genotype.depth_weights(),
+                     2 * scfg["batch_size"])
+    dev_metrics = metrics_mod.compute(spec, logits, dev["labels"])
+    return genotype, dev_metrics, float(dev_metrics[spec.main_metric]), eval_loss(logits, dev["labels"])
 
 
 def run_epochs(net: SuperNet, train: dict, dev: dict, spec, costs: torch.Tensor, cfg: dict, seed: int,
-               label: str) -> tuple[list[dict], list[dict], dict]:
-    """Search for ``search.epochs`` epochs; the alpha history, per-epoch metrics and the best epoch
-    (``epoch``, ``value``, ``state``: the supernet weights of the best epoch)."""
-    scfg, lcfg = cfg["search"], cfg["loss"]
-    opt = Optimisers.create(net, scfg)
-    generator = torch.Generator().manual_seed(seed)
-    n_train = int(train["labels"].shape[0])
-    history, epoch_metrics, best = [], [], None
-    for epoch in range(scfg["epochs"]):
-        tau, lr = tau_at(epoch, scfg), opt.w_opt.param_groups[0]["lr"]
-        epoch_start = time.perf_counter()
-        losses = search_epoch(net, train, epoch, tau, costs, lcfg, opt, scfg, generator, label)
-        opt.w_sched.step()
-        train_time = time.perf_counter() - epoch_start
+               label: str, schedule: SearchSchedule) -> tuple[list[dict], list[dict], dict]:
+    """Search for ``schedule.total_steps`` steps in ``schedule.rounds`` rounds; the alpha history, per-round
+    metrics and the best round (``epoch``, ``value`` = the selection criterion, ``dev_main``, ``state``).
 
-        genotype = current_genotype(net, scfg)
-        logits = predict(net, dev, genotype.op_weights(list(scfg["ops"])), genotype.depth_weights(),
-                         2 * scfg["batch_size"])
-        dev_metrics = metrics_mod.compute(spec, logits, dev["labels"])
-        dev_main = float(dev_metrics[spec.main_metric])
-        history.append(history_entry(net, epoch, tau, genotype, dev_metrics, dev_main))
-        epoch_metrics.append({
-            "epoch": epoch, "tau": tau, "w_lr": lr, **losses, "dev": dev_metrics, "dev_main": dev_main,
-            "depth_derived": genotype.depth, "train_time_s": train_time,
-            "epoch_time_s": time.perf_counter() - epoch_start,
-            "train_examples_per_s": n_train / train_time if train_time > 0 else None,
+    Selection (``search.selection``): the lowest dev loss of the derived architecture ("dev_loss") or
+    the highest dev metric ("dev_metric", ties keep the earlier round); rounds that end inside the
+    weight-only warm-up (the architecture has not moved) are not eligible."""
+    scfg, lcfg = cfg["search"], cfg["loss"]
+    opt = Optimisers.create(net, scfg, schedule)
+    batches = batch_stream(int(train["labels"].shape[0]), scfg["batch_size"], torch.Generator().manual_seed(seed))
+    balance = GradientBalance(["ops", "depth"])
+    history, round_metrics, best, start = [], [], None, 0
+    for epoch, end in enumerate(schedule.round_ends()):
+        lr, balance_start = opt.w_opt.param_groups[0]["lr"], time.perf_counter()
+        balance.reset()
+        losses = search_round(net, train, batches, range(start, end), schedule, costs, lcfg, opt, scfg, balance,
+                              f"{label} r{epoch}")
+        train_time = time.perf_counter() - balance_start
+        genotype, dev_metrics, dev_main, dev_loss = evaluate_round(net, dev, spec, scfg)
+        tau = schedule.tau(end - 1)
+        history.append(history_entry(net, epoch, end, tau, genotype, dev_metrics, dev_main, dev_loss))
+        rows = losses.pop("rows")
+        round_metrics.append({
+            "epoch": epoch, "step": end, "tau": tau, "w_lr": lr, "alpha_lr": schedule.alpha_lr,
+            "arch_updates": schedule.updates_arch(end - 1), **losses, **balance.summary(),
+            "dev": dev_metrics, "dev_main": dev_main, "dev_loss": dev_loss, "depth_derived": genotype.depth,
+            **architecture_confidence(net), "train_time_s": train_time,
+            "epoch_time_s": time.perf_counter() - balance_start, "rows": rows,
+            "train_examples_per_s": rows / train_time if train_time > 0 else None,
         })
-        log.info("%s epoch %d: loss %.4f, dev %s %.2f, K=%d", label, epoch, losses["loss"], spec.main_metric,
-                 dev_main, genotype.depth)
-        best = select_best(best, epoch, dev_main, state=copy.deepcopy(net.state_dict()))
-    return history, epoch_metrics, best
+        log.info("%s round %d (step %d): loss %.4f, dev %s %.2f, dev loss %.4f, K=%d", label, epoch, end,
+                 losses["loss"], spec.main_metric, dev_main, dev_loss, genotype.depth)
+        if end > schedule.warmup_steps:
+            criterion = -dev_loss if scfg["selection"] == "dev_loss" else dev_main
+            best = select_best(best, epoch, criterion, dev_main=dev_main, dev_loss=dev_loss,
+                               state=copy.deepcopy(net.state_dict()))
+        start = end
+    return history, round_metrics, best
+
+
+def search_provenance(data: artifacts.DataFolder, n_dev: int) -> dict:
+    """The data folder's split provenance, with the main split marked as a subset when the search
+    evaluated only ``search.max_eval_examples`` rows of it."""
+    provenance = copy.deepcopy(data.provenance)
+    info = provenance.get(data.main_split)
+    if info is not None and info.get("n") is not None and n_dev < int(info["n"]):
+        available = info.get("n_available") or info["n"]
+        info.update({"capped": True, "n": n_dev, "n_available": available,
+                     "note": f"{info.get('note', '')}; {n_dev} rows used by the search (search.max_eval_examples)"})
+    return provenance
 
 
 def search_summary(task: str, seed: int, variant: str, data: artifacts.DataFolder, net: SuperNet, history: list,
                    epoch_metrics: list, best: dict, n_train: int, n_dev: int, embedding_note: str, scfg: dict,
-                   start_time: float) -> dict:
+                   schedule: SearchSchedule, start_time: float) -> dict:
     """``metrics.json`` of a search."""
     train_time = sum(e["train_time_s"] for e in epoch_metrics)
+    final = history[-1]
     return {
         "task": task, "seed": seed, "variant": variant, "execution": scfg["execution"],
         "main_split": data.main_split,
-        "splits": data.provenance,  # provenance: official dev, partial copy, or held-out carve-out
-        "main_metric": data.spec.main_metric, "best_epoch": best["epoch"], "best_dev_main": best["value"],
+        "splits": search_provenance(data, n_dev),  # official dev, subset, or held-out carve-out
+        "main_metric": data.spec.main_metric, "selection": scfg["selection"], "best_epoch": best["epoch"],
+        "best_dev_main": best["dev_main"], "best_dev_loss": best["dev_loss"],
         "best_genotype": history[best["epoch"]]["genotype"], "epochs": epoch_metrics,
+        "schedule": schedule.to_dict(),
+        "final": {key: final[key] for key in ("max_op_prob_mean", "depth_max_prob", "dev_main", "dev_loss")}
+        | {"depth": final["genotype"]["depth"]},
         "n_train": n_train, "n_dev": n_dev,
         "supernet_params": int(sum(p.numel() for p in net.weight_parameters())),
         "embedding_init": embedding_note, "total_time_s": time.perf_counter() - start_time,
-        "train_examples_per_s": n_train * scfg["epochs"] / max(train_time, 1e-9),
+        "train_examples_per_s": sum(e["rows"] for e in epoch_metrics) / max(train_time, 1e-9),
         "peak_rss_mb": peak_rss_mb(), "precision": "fp32",
         "machine": {"platform": platform.platform(), "cpu": cpu_model(), "torch": torch.__version__,
                     "threads": torch.get_num_threads()},
@@ -275,11 +395,12 @@ def run_search(cfg: dict, task: str, seed: int, variant: str, data_dir: str | os
     ops = list(scfg["ops"])
     costs = op_costs(ops, scfg["width"], seq_len, scfg["cost_normalisation"])
 
+    schedule = make_schedule(scfg, int(train["labels"].shape[0]))
     history, epoch_metrics, best = run_epochs(net, train, dev, data.spec, cost_vector(costs, ops), cfg, seed,
-                                              f"search {task} seed {seed}")
+                                              f"search {task} seed {seed}", schedule)
     summary = search_summary(task, seed, variant, data, net, history, epoch_metrics, best,
                              int(train["labels"].shape[0]), int(dev["labels"].shape[0]), embedding_note, scfg,
-                             start_time)
+                             schedule, start_time)
     alpha_history = {
         "task": task, "seed": seed, "variant": variant, "ops": ops,
         "edges": [{"node": j + 2, "input": i} for j, i in cell_edges(scfg["nodes"])],

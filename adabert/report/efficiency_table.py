@@ -24,14 +24,15 @@ import pandas as pd
 
 from adabert.errors import AdabertError
 from adabert.io import read_json
+from adabert.nas.genotype import Genotype
 from adabert.report.common import split_label, write_table
 
 COLUMNS = [
-    "task", "variant", "seed", "depth", "engine", "device", "batch", "seq_len", "threads",
+    "task", "variant", "seed", "depth", "no_conv", "engine", "device", "batch", "seq_len", "threads",
     "params_M", "params_no_emb_M", "compression_vs_bert", "compression_vs_bert_no_emb",
     "compression_vs_teacher", "compression_vs_teacher_no_emb",
     "latency_ms", "samples_per_s", "speedup_vs_bert", "speedup_vs_teacher",
-    "gflops", "fraction_of_peak", "metric", "split_kind", "student_dev", "teacher_dev", "dev_gap", "int8_dev", "int8_drop",
+    "gflops", "fraction_of_peak", "metric", "split_kind", "student_dev", "teacher_dev", "dev_gap", "int8_dev", "int8_drop", "int8_mode",
     "teacher_int8_drop",
 ]
 
@@ -64,6 +65,14 @@ def load_measurements(paths: Iterable[Path]) -> list[dict]:
         record["_path"] = str(path)
         out.append(record)
     return out
+
+
+def no_conv(result: dict) -> bool | None:
+    """True for a student whose cell keeps no convolution (None: not a searched-space student)."""
+    genotype = result.get("genotype")
+    if not isinstance(genotype, dict):
+        return None
+    return not Genotype.from_dict(genotype).has_conv
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -100,7 +109,8 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
         exp = int8.get((task, variant, seed))
         int8_dev = exp["main"]["onnx_int8"] if exp else None
         base = {
-            "task": task, "variant": variant, "seed": seed, "depth": s.get("depth"), "metric": s.get("main_metric"),
+            "task": task, "variant": variant, "seed": seed, "depth": s.get("depth"), "no_conv": no_conv(s),
+            "metric": s.get("main_metric"),
             "split_kind": split_label(s["main_split"], s.get("splits", {})) if s.get("main_split") else None,
             "student_dev": s.get("main_value"), "teacher_dev": teacher_dev,
             "dev_gap": None if teacher_dev is None else s.get("main_value") - teacher_dev,
@@ -125,6 +135,11 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
                 "latency_ms": median * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
                 "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
             }
+            mode = ((r.get("onnx") or {}).get("int8") or {}).get("mode")
+            if r["engine"] == "onnxruntime-int8" and exp and mode in (exp.get("int8") or {}):
+                # the dev metric of the int8 graph this row timed (static or dynamic)
+                row.update(int8_dev=exp["int8"][mode]["main"], int8_drop=exp["int8"][mode]["drop_points"],
+                           int8_mode=mode)
             # size ratios use any measurement of the reference (its parameters do not depend on the engine)
             bert_any = next(iter(bert.values()), None)
             teacher_any = next((v for k, v in teacher_meas.items() if k[0] == task), None)

@@ -6,6 +6,7 @@
   distribution and the derived depth (from ``alpha_history.json``).
 * :func:`probe_figure` -- dev metric of the teacher's probe on every layer, one line per task.
 * :func:`speedup_figure` -- speedup over BERT-base per task and engine (efficiency table rows).
+* :func:`beta_tradeoff_figure` -- dev metric against beta and against student size (ablation rows).
 * :func:`pareto_figure` -- dev metric vs latency of students, teachers and BERT-base-sized references,
   with the Pareto front of the students.
 
@@ -203,6 +204,35 @@ def speedup_figure(efficiency: pd.DataFrame, stem: Path, batch: int | None = Non
     ax.legend(fontsize=8)
     save_figure(fig, stem)
     return table
+
+
+def beta_tradeoff_figure(ablations: pd.DataFrame, betas: dict[str, float], stem: Path) -> pd.DataFrame:
+    """The efficiency weight beta against accuracy and size: per task, the retrained students' dev metric
+    (mean ± std over seeds) against their parameters, one point per beta (the ablation table's long rows
+    of the variants that differ from the main one only in loss.beta, plus the main one)."""
+    df = ablations[ablations["variant"].isin(list(betas))].copy()
+    if df.empty:
+        raise AdabertError("beta figure: no ablation row of a beta variant")
+    df["beta"] = [betas[v] for v in df["variant"]]
+    df = df.sort_values(["task", "beta"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for task, part in df.groupby("task"):
+        for ax, x in zip(axes, ("beta", "params_M_mean")):
+            line = ax.errorbar(part[x], part["mean"], yerr=part["std"].fillna(0.0), marker="o", capsize=3,
+                               label=f"{task} ({part['metric'].iloc[0]})")
+            if x == "params_M_mean":
+                for _, r in part.iterrows():
+                    ax.annotate(f"β={r['beta']:g}", (r[x], r["mean"]), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points", color=line[0].get_color())
+    axes[0].set_xscale("symlog", linthresh=1.0)
+    axes[0].set_xlabel("β (weight of the efficiency loss)")
+    axes[1].set_xlabel("student parameters (M, with embeddings)")
+    for ax in axes:
+        ax.set_ylabel("dev metric (%), mean ± std over seeds")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Accuracy / size trade-off of the efficiency weight β")
+    save_figure(fig, stem)
+    return df[["task", "variant", "beta", "mean", "std", "n_seeds", "params_M_mean", "speedup_vs_bert_mean"]]
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -1,16 +1,24 @@
 """The README's results section, generated from the workflow's outputs (never typed by hand).
 
-:func:`build_section` renders the main comparison table (``paper/tables/main.md``), the speedup
-figure and the machine the numbers were measured on (from a measurement JSON); the ``readme_section``
-rule writes it to ``paper/README_results.md``. :func:`splice` replaces the text between the two
-markers of ``README.md`` with it (``python -m adabert readme``, ``make readme``), so the README always
-shows the last run's outputs.
+:func:`build_section` renders the main comparison table (``paper/tables/main.md``), the efficiency
+figures of the AdaBERT students that the README quotes (compression, speedup, ONNX Runtime int8 vs
+fp32; from ``paper/tables/efficiency.csv`` over the tasks of the main table, so they agree with the
+tables), the speedup figure and the machine the numbers were measured on (from a measurement JSON);
+the ``readme_section`` rule writes it to ``paper/README_results.md``, with links relative to that
+file's folder. :func:`splice` replaces the text between the two markers of ``README.md`` with it
+(``python -m adabert readme``, ``make readme``), and :func:`update_readme` rewrites the relative links
+for the README's folder, so the README always shows the last run's outputs and every link works in
+both files.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import statistics
 from pathlib import Path
+
+import pandas as pd
 
 from adabert.errors import AdabertError
 from adabert.io import atomic_path, read_json
@@ -29,16 +37,66 @@ def machine_line(measurement: dict) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def build_section(main_md: Path, figure: Path, measurement_json: Path, relative_to: Path) -> str:
-    """The Markdown between the README markers (paths relative to the README's folder)."""
+def link(target: Path, folder: Path) -> str:
+    """``target`` as a link from a file in ``folder`` (both relative to the working directory or absolute)."""
+    return Path(os.path.relpath(Path(target).resolve(), Path(folder).resolve())).as_posix()
+
+
+def _fmt_range(values: list[float], unit: str = "x") -> str:
+    """``low-high`` and the unit (one decimal, as the tables print them); one number when they print alike."""
+    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
+    return f"{low}{unit}" if low == high else f"{low}-{high}{unit}"
+
+
+def efficiency_lines(summary_csv: Path, main_csv: Path, folder: Path) -> list[str]:
+    """The AdaBERT students' compression, speedup and int8 figures from the efficiency summary
+    (``paper/tables/efficiency.csv``: per-task means over seeds) over the tasks the main table's AdaBERT
+    row fills (its ``range_tasks``), so they agree with the main table's ranges."""
+    summary, main = pd.read_csv(summary_csv), pd.read_csv(main_csv)
+    ours = main[main["method"] == "AdaBERT student (this run)"]
+    tasks = [] if ours.empty or pd.isna(ours["range_tasks"].iloc[0]) else ours["range_tasks"].iloc[0].split(", ")
+    rows = summary[(summary["model"] == "AdaBERT") & (summary["device"] == "cpu") & summary["task"].isin(tasks)]
+    rows = rows.set_index("task").reindex([t for t in tasks if t in set(rows["task"])]).reset_index()
+    if rows.empty:
+        return []
+    table = link(summary_csv.with_suffix(".md"), folder)
+    lines = ["### Efficiency of the AdaBERT students", "",
+             f"From [the efficiency table]({table}): per-task means over seeds, over the tasks of the main table "
+             f"({', '.join(rows['task'])}).", ""]
+    params, compression = rows["params_M"].tolist(), rows["compression_vs_bert"].dropna().tolist()
+    lines.append(f"- parameters (with embeddings): {_fmt_range(params, 'M')}"
+                 + (f", {_fmt_range(compression)} fewer than BERT-base" if compression else ""))
+    speed = rows["torch_speedup_vs_bert"].dropna().tolist()
+    if speed:
+        lines.append(f"- speedup over BERT-base (PyTorch, CPU): {_fmt_range(speed)}, "
+                     f"median {statistics.median(speed):.1f}x")
+    ort = (rows["onnxruntime_samples_per_s"] / rows["torch_samples_per_s"]).dropna().tolist()
+    if ort:
+        lines.append(f"- ONNX Runtime fp32 / PyTorch throughput: median {statistics.median(ort):.2f}x "
+                     f"(range {min(ort):.2f}x-{max(ort):.2f}x)")
+    int8 = rows["int8_vs_ort_fp32"].dropna().tolist()
+    if int8:
+        lines.append(f"- ONNX Runtime int8 / fp32 throughput: median {statistics.median(int8):.2f}x "
+                     f"(range {min(int8):.2f}x-{max(int8):.2f}x)")
+    drop = rows["int8_drop"].dropna().tolist()
+    if drop:
+        lines.append(f"- dev points lost by int8: {min(drop):+.1f} to {max(drop):+.1f}")
+    return [*lines, ""]
+
+
+def build_section(main_md: Path, figure: Path, measurement_json: Path, folder: Path,
+                  efficiency_csv: Path | None = None) -> str:
+    """The Markdown between the README markers, its links relative to ``folder`` (the folder of the file
+    it is written to). ``efficiency_csv``: the efficiency summary (``paper/tables/efficiency.csv``); the
+    main table's CSV is read beside ``main_md``."""
     text = Path(main_md).read_text(encoding="utf-8").strip().splitlines()
     if not text or not text[0].startswith("# "):
         raise AdabertError(f"{main_md}: expected the main table written by the main_table rule")
     body = "\n".join(text[1:]).strip()
     measurement = read_json(measurement_json)
     threads = measurement.get("threads")
-    # the workflow writes paper/ beside the README (its working directory is the repository)
-    figure_rel = os.path.relpath(figure, relative_to) if Path(figure).is_absolute() else Path(figure).as_posix()
+    efficiency = [] if efficiency_csv is None else efficiency_lines(Path(efficiency_csv),
+                                                                     Path(main_md).with_suffix(".csv"), folder)
     return "\n".join([
         BEGIN,
         f"Measured on: {machine_line(measurement)}; {threads} threads.",
@@ -47,9 +105,25 @@ def build_section(main_md: Path, figure: Path, measurement_json: Path, relative_
         "",
         body,
         "",
-        f"![Speedup over BERT-base per task and engine]({figure_rel})",
+        *efficiency,
+        f"![Speedup over BERT-base per task and engine]({link(figure, folder)})",
         END,
     ])
+
+
+LINK = re.compile(r"(\]\()([^)\s]+)(\))")
+
+
+def rebase_links(text: str, source_folder: Path, target_folder: Path) -> str:
+    """``text`` (Markdown written in ``source_folder``) with its relative links rewritten for a file in
+    ``target_folder``; URLs, anchors and absolute paths are kept."""
+    def fix(m: re.Match) -> str:
+        target = m.group(2)
+        if re.match(r"^([a-z][a-z0-9+.-]*:|#|/)", target, re.I):
+            return m.group(0)
+        return m.group(1) + link(Path(source_folder) / target, target_folder) + m.group(3)
+
+    return LINK.sub(fix, text)
 
 
 def splice(readme: str, section: str, source: str = "README.md") -> str:
@@ -60,8 +134,10 @@ def splice(readme: str, section: str, source: str = "README.md") -> str:
     return readme[:start] + section.strip() + readme[end + len(END):]
 
 
-def write_section(main_md: Path, figure: Path, measurement_json: Path, readme: Path, out: Path) -> str:
-    section = build_section(main_md, figure, measurement_json, Path(readme).parent)
+def write_section(main_md: Path, figure: Path, measurement_json: Path, out: Path,
+                  efficiency_csv: Path | None = None) -> str:
+    """Write the section to ``out`` (links relative to ``out``'s folder)."""
+    section = build_section(main_md, figure, measurement_json, Path(out).parent, efficiency_csv)
     with atomic_path(Path(out)) as tmp:
         tmp.write_text(section + "\n", encoding="utf-8")
     return section
@@ -71,6 +147,7 @@ def update_readme(readme: Path, section_file: Path) -> None:
     readme, section_file = Path(readme), Path(section_file)
     if not section_file.is_file():
         raise AdabertError(f"{section_file}: file not found (run the workflow's readme_section rule first)")
-    text = splice(readme.read_text(encoding="utf-8"), section_file.read_text(encoding="utf-8"), str(readme))
+    section = rebase_links(section_file.read_text(encoding="utf-8"), section_file.parent, readme.parent)
+    text = splice(readme.read_text(encoding="utf-8"), section, str(readme))
     with atomic_path(readme) as tmp:
         tmp.write_text(text, encoding="utf-8")

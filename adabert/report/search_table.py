@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from adabert.io import read_json
+from adabert.nas.genotype import Genotype
 from adabert.report.common import split_label, write_table
 
 
@@ -25,6 +26,7 @@ def search_rows(derived: list[Path]) -> pd.DataFrame:
         summary = read_json(folder / "derive.json")
         search = read_json(Path(summary["search_dir"]) / "metrics.json")
         genotype = summary["genotype"]
+        final = search.get("final") or {}
         ops = Counter(e["op"] for node in genotype["nodes"] for e in node)
         row = {
             "variant": search["variant"],
@@ -37,7 +39,13 @@ def search_rows(derived: list[Path]) -> pd.DataFrame:
             "main_metric": search["main_metric"],
             "split_kind": split_label(search["main_split"], search.get("splits", {})),
             "dev_main": search["best_dev_main"],
+            "dev_loss": search.get("best_dev_loss"),
             "best_epoch": search["best_epoch"],
+            "max_op_prob_mean": final.get("max_op_prob_mean"),
+            "depth_max_prob": final.get("depth_max_prob"),
+            "gflops": summary.get("gflops_seq128"),
+            "no_conv": not Genotype.from_dict(genotype).has_conv,
+            "steps": (search.get("schedule") or {}).get("total_steps"),
             "search_time_s": search["total_time_s"],
             "train_examples_per_s": search["train_examples_per_s"],
         }
@@ -55,7 +63,13 @@ def write_search_table(derived: list[Path], md_path: Path, csv_path: Path) -> pd
         "depth = number of cells K; cell = the searched cell shared by all K cells: for each intermediate node "
         "(n2..n4), its two kept edges as op(input), inputs 0/1 = the cell's two inputs.",
         "n_<op> = how many of the cell's kept edges use that op. params include the 128-d embedding tables.",
-        "dev_main = the derived architecture's dev metric during search (supernet weights, before retraining), "
+        "max_op_prob_mean = the mean over the cell's edges of the strongest op's probability at the end of the "
+        "search (0.1 = uniform over 10 ops); depth_max_prob = the largest probability of the depth distribution "
+        "(0.125 = uniform over 8); both say whether the architecture distribution committed.",
+        "no_conv = the cell keeps no convolution (pools and skips only: no learned mixing of neighbouring tokens). "
+        "gflops = one example of two 128-token inputs.",
+        "dev_main / dev_loss = the selected round's derived architecture on the search's evaluation rows (supernet "
+        "weights, before retraining; the round is chosen on dev_loss unless search.selection says otherwise), "
         "on the task's main evaluation split; split_kind says whether that is the official GLUE dev set, "
         "a partial copy of it ('dev subset') or a 'held-out split, not official dev' carved out of the training data.",
     ]

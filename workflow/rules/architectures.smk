@@ -1,13 +1,14 @@
 # Architectures retrained without their own search: random samples of the search space (baseline)
 # and genotypes searched on another task (cross-task transfer). Both become derive folders under
-# results/architectures/, which the retrain rule trains from scratch (variant "random" / "from-<task>").
+# results/architectures/, which the retrain rule trains (variant "random": the main recipe and
+# initialisation, weights from the task's main supernet; "from-<task>": from scratch).
 
 
 rule random_architecture:
-    """A genotype drawn uniformly from the search space, with the task's searched embedding tables."""
+    """A genotype drawn uniformly from the search space, weighted from the task's main supernet."""
     input:
         meta=rules.prepare.output.meta,
-        embeddings=f"results/derive/{MAIN}/{{task}}/seed{SEEDS[0]}/weights.safetensors",
+        supernet=f"results/search/{MAIN}/{{task}}/seed{SEEDS[0]}/supernet.safetensors",
     output:
         genotype="results/architectures/random/{task}/seed{seed}/genotype.json",
         weights="results/architectures/random/{task}/seed{seed}/weights.safetensors",
@@ -21,11 +22,11 @@ rule random_architecture:
     params:
         cfg=stage_config("architecture"),
         data=in_folder("meta"),
-        embeddings=in_folder("embeddings"),
+        search=in_folder("supernet"),
         out=out_folder,
     shell:
         "python -m adabert architecture --kind random --task {wildcards.task:q}"
-        " --sample {wildcards.seed} --config {params.cfg:q} --embeddings {params.embeddings:q}"
+        " --sample {wildcards.seed} --config {params.cfg:q} --search {params.search:q}"
         " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
 
 

@@ -36,6 +36,7 @@ rule baseline:
 rule measure_baseline:
     """Latency/throughput, size and FLOPs of a baseline student for one engine/device/shape."""
     input:
+        unpack(measure_data),
         metrics=rules.baseline.output.metrics,
     output:
         f"results/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.json",
@@ -45,7 +46,7 @@ rule measure_baseline:
         f"results/benchmarks_deploy/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.tsv"
     wildcard_constraints:
         kind="bilstm|truncated",
-        engine="torch|onnxruntime|onnxruntime-int8",
+        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
         device="cpu|cuda",
         batch=r"\d+",
         seq_len=r"\d+",
@@ -61,8 +62,9 @@ rule measure_baseline:
         model=in_folder("metrics"),
         model_kind=lambda wildcards: BASELINE_MODEL_KIND[wildcards.kind],
         opts=measure_options,
+        int8=measure_int8_options,
     shell:
         "python -m adabert measure --model-kind {params.model_kind} --model {params.model:q}"
         " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} --task {wildcards.task:q}"
+        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --task {wildcards.task:q}"
         " --variant {wildcards.kind} --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"

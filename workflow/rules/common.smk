@@ -148,9 +148,11 @@ def retrain_config(wildcards):
 
 
 def export_config(wildcards):
-    """Params function: the export stage's config (threads of the ONNX Runtime checks)."""
+    """Params function: the export stage's config (threads of the ONNX Runtime checks, the int8 mode and
+    its calibration rows)."""
+    keys = ("threads", "int8", "calibration_examples")
     return json.dumps(
-        {"measure": {"threads": config["measure"]["threads"]}, "task": wildcards.task},
+        {"measure": {k: MEASURE[k] for k in keys}, "task": wildcards.task},
         sort_keys=True,
     )
 
@@ -159,9 +161,27 @@ def measure_options(wildcards):
     """Params function: the timing settings (a change reruns the measurements)."""
     return (
         f"--threads {MEASURE['threads']} --min-seconds {MEASURE['min_seconds']}"
-        f" --min-batches {MEASURE['min_batches']} --warmup {MEASURE['warmup_batches']}"
-        f" --peak-seconds {MEASURE['peak_seconds']}"
+        f" --min-batches {MEASURE['min_batches']} --repeats {MEASURE['repeats']}"
+        f" --warmup {MEASURE['warmup_batches']} --peak-seconds {MEASURE['peak_seconds']}"
+        + ("" if MEASURE["references"] else " --no-references")
     )
+
+
+def measure_data(wildcards):
+    """Input function: an int8 measurement of a task's model calibrates on the task's prepared data."""
+    if wildcards.engine != "onnxruntime-int8" or "task" not in wildcards.keys():
+        return {}
+    return {"data": f"results/data/{wildcards.task}/meta.json"}
+
+
+def measure_int8_options(wildcards, input):
+    """Params function: the int8 mode and, where the task's data is an input, its folder (calibration)."""
+    if wildcards.engine != "onnxruntime-int8":
+        return ""
+    opts = f"--int8 {MEASURE['int8']} --calibration-examples {MEASURE['calibration_examples']}"
+    if "data" in input.keys():
+        opts += f" --data {shlex.quote(os.path.dirname(input.data))}"
+    return opts
 
 
 def measure_gpu(wildcards):

@@ -4,6 +4,7 @@
 rule measure_student:
     """Latency/throughput, size and FLOPs of a retrained student for one engine/device/shape."""
     input:
+        unpack(measure_data),
         model=rules.retrain.output.model,
     output:
         f"results/measure/student/{{variant}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.json",
@@ -12,7 +13,7 @@ rule measure_student:
     benchmark:
         f"results/benchmarks_deploy/measure/student/{{variant}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.tsv"
     wildcard_constraints:
-        engine="torch|onnxruntime|onnxruntime-int8",
+        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
         device="cpu|cuda",
         batch=r"\d+",
         seq_len=r"\d+",
@@ -28,16 +29,18 @@ rule measure_student:
     params:
         model=in_folder("model"),
         opts=measure_options,
+        int8=measure_int8_options,
     shell:
         "python -m adabert measure --model-kind student --model {params.model:q}"
         " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} --task {wildcards.task:q}"
+        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --task {wildcards.task:q}"
         " --variant {wildcards.variant:q} --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
 
 
 rule measure_teacher:
     """Latency/throughput, size and FLOPs of a task's teacher (speedup reference of its students)."""
     input:
+        unpack(measure_data),
         teacher=rules.teacher.output.metrics,
     output:
         f"results/measure/teacher/{{task}}/{MEASURE_NAME}.json",
@@ -46,7 +49,7 @@ rule measure_teacher:
     benchmark:
         f"results/benchmarks_deploy/measure/teacher/{{task}}/{MEASURE_NAME}.tsv"
     wildcard_constraints:
-        engine="torch|onnxruntime|onnxruntime-int8",
+        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
         device="cpu|cuda",
         batch=r"\d+",
         seq_len=r"\d+",
@@ -61,10 +64,11 @@ rule measure_teacher:
     params:
         model=in_folder("teacher"),
         opts=measure_options,
+        int8=measure_int8_options,
     shell:
         "python -m adabert measure --model-kind teacher --model {params.model:q}"
         " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} --task {wildcards.task:q}"
+        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --task {wildcards.task:q}"
         " --out {output:q} > {log:q} 2>&1"
 
 
@@ -77,7 +81,7 @@ rule measure_bert_base:
     benchmark:
         f"results/benchmarks_deploy/measure/bert-base/{MEASURE_NAME}.tsv"
     wildcard_constraints:
-        engine="torch|onnxruntime|onnxruntime-int8",
+        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
         device="cpu|cuda",
         batch=r"\d+",
         seq_len=r"\d+",
@@ -92,10 +96,11 @@ rule measure_bert_base:
     params:
         model=BERT_BASE_MODEL,
         opts=measure_options,
+        int8=measure_int8_options,
     shell:
         "python -m adabert measure --model-kind bert-base {params.model}"
         " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} --out {output:q} > {log:q} 2>&1"
+        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --out {output:q} > {log:q} 2>&1"
 
 
 rule efficiency_table:

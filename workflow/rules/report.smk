@@ -39,6 +39,50 @@ rule search_table:
         " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"
 
 
+rule task_adaptivity:
+    """Genotype distances between the main searches: within a task (across seeds) vs across tasks."""
+    input:
+        derived=DERIVED_MAIN,
+    output:
+        md=report(
+            "paper/tables/task_adaptivity.md",
+            category="Search",
+            caption="../report/task_adaptivity.rst",
+        ),
+        csv="paper/tables/task_adaptivity.csv",
+    log:
+        "logs/tables/task_adaptivity.log",
+    conda:
+        ENV
+    shell:
+        "python -m adabert task-adaptivity --derived {input.derived:q}"
+        " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"
+
+
+rule searched_vs_random:
+    """Per task: the searched students against random architectures of the same space and recipe."""
+    input:
+        efficiency="results/tables/efficiency.csv",
+    output:
+        md=report(
+            "paper/tables/searched_vs_random.md",
+            category="Search",
+            caption="../report/searched_vs_random.rst",
+        ),
+        tex="paper/tables/searched_vs_random.tex",
+        csv="paper/tables/searched_vs_random.csv",
+    log:
+        "logs/tables/searched_vs_random.log",
+    conda:
+        ENV
+    params:
+        main=MAIN,
+        stem=out_stem,
+    shell:
+        "python -m adabert random-study --efficiency {input.efficiency:q} --main-variant {params.main:q}"
+        " --out {params.stem:q} > {log:q} 2>&1"
+
+
 rule cost_table:
     """Wall time and peak memory of every job (Snakemake benchmark files), per stage."""
     input:
@@ -143,7 +187,8 @@ rule main_table:
 
 
 rule efficiency_summary:
-    """Per task: size, throughput and speedup over BERT-base per engine of every model."""
+    """Per task: size, throughput and speedup over BERT-base per engine of every model, and the
+    paper's per-task layout (params, speedup, dev metric per model)."""
     input:
         efficiency="results/tables/efficiency.csv",
     output:
@@ -154,6 +199,13 @@ rule efficiency_summary:
         ),
         tex="paper/tables/efficiency.tex",
         csv="paper/tables/efficiency.csv",
+        per_task_md=report(
+            "paper/tables/efficiency_per_task.md",
+            category="Efficiency",
+            caption="../report/efficiency_per_task.rst",
+        ),
+        per_task_tex="paper/tables/efficiency_per_task.tex",
+        per_task_csv="paper/tables/efficiency_per_task.csv",
     log:
         "logs/tables/efficiency_summary.log",
     conda:
@@ -179,6 +231,12 @@ rule ablation_table:
         ),
         tex="paper/tables/ablations.tex",
         csv="paper/tables/ablations.csv",
+        beta=report(
+            "paper/figures/beta_tradeoff.png",
+            category="Ablations",
+            caption="../report/fig_beta_tradeoff.rst",
+        ),
+        beta_pdf="paper/figures/beta_tradeoff.pdf",
     log:
         "logs/tables/ablations.log",
     conda:
@@ -187,10 +245,13 @@ rule ablation_table:
         main=MAIN,
         stem=out_stem,
         variants=json.dumps(config["variants"], sort_keys=True),
+        beta=config["loss"]["beta"],
+        figure=lambda wildcards, output: output.beta[: -len(".png")],
     shell:
         "python -m adabert ablation-table --results {input.results:q}"
         " --efficiency {input.efficiency:q} --variants {params.variants:q}"
-        " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
+        " --main-variant {params.main:q} --out {params.stem:q} --main-beta {params.beta}"
+        " --beta-figure {params.figure:q} > {log:q} 2>&1"
 
 
 rule transfer_table:
@@ -240,9 +301,10 @@ rule seed_table:
 
 
 rule readme_section:
-    """The README's results section: main table, speedup figure, machine (`make readme` splices it in)."""
+    """The README's results section: main table, AdaBERT efficiency, speedup figure, machine."""
     input:
         main=rules.main_table.output.md,
+        efficiency=rules.efficiency_summary.output.csv,
         figure=rules.figures.output.speedup,
         measurement=README_MEASUREMENT,
     output:
@@ -253,4 +315,5 @@ rule readme_section:
         ENV
     shell:
         "python -m adabert readme-section --main {input.main:q} --figure {input.figure:q}"
-        " --measurement {input.measurement:q} --out {output:q} > {log:q} 2>&1"
+        " --measurement {input.measurement:q} --efficiency {input.efficiency:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -30,14 +30,19 @@ def ort_has_cuda():
 
 
 def measure_combos(engines=None):
-    """(engine, device) pairs to run: cuda only with a GPU, int8 CPU only, ORT cuda only with its provider."""
+    """(engine, device) pairs to run: cuda only with a GPU, int8 CPU only, fp16 cuda only, ORT cuda only
+    with its provider."""
     devices = [d for d in MEASURE["devices"] if d == "cpu" or GPU]
     ort_cuda = GPU and "cuda" in devices and ort_has_cuda()
+    on_device = {
+        "cpu": ("torch", "onnxruntime", "onnxruntime-int8"),
+        "cuda": ("torch", "torch-fp16") + (("onnxruntime",) if ort_cuda else ()),
+    }
     return [
         (e, d)
         for e in (MEASURE["engines"] if engines is None else engines)
         for d in devices
-        if d == "cpu" or e == "torch" or (e == "onnxruntime" and ort_cuda)
+        if e in on_device[d]
     ]
 
 
@@ -154,3 +159,5 @@ FINAL_TARGETS = [
 ]
 FINAL_TARGETS += ["paper/tables/ablations.md"] if ABLATIONS else []
 FINAL_TARGETS += ["paper/tables/transfer.md"] if TRANSFER_TASKS else []
+FINAL_TARGETS += ["paper/tables/task_adaptivity.md"] if len(DERIVED_MAIN) > 1 else []
+FINAL_TARGETS += ["paper/tables/searched_vs_random.md"] if RANDOM_RETRAINED else []

@@ -1,0 +1,88 @@
+"""Searched vs random architectures, per task: is the searched student better than what the search space
+gives without searching?
+
+Inputs: the efficiency table's CSV (one row per measured student: task, variant, seed, engine, batch,
+seq_len, latency_ms, student_dev, split_kind). The random architectures (variant ``random``, seed =
+sample index) are drawn uniformly from the same search space and retrained with exactly the searched
+students' recipe and initialisation (see :mod:`adabert.architectures`); both are timed with the same
+engine at the same shape. Per task: the searched students' dev metric (mean over seeds) and latency,
+the random ones' median and range, whether the searched mean is at or above the random median, and
+whether some random architecture Pareto-dominates the searched one (at least as accurate and at least
+as fast as the searched mean, strictly better in one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from adabert.errors import AdabertError
+from adabert.report.common import marked, write_tables
+
+COLUMNS = ["task", "metric_split", "searched_n", "searched_dev", "searched_dev_std", "searched_latency_ms", "random_n",
+           "random_median", "random_min", "random_max", "random_latency_median_ms", "at_or_above_median",
+           "pareto_dominated", "dominating_samples"]
+
+
+def _shape_rows(efficiency: pd.DataFrame, engine: str) -> pd.DataFrame:
+    """The rows of ``engine`` at the largest batch and sequence length measured for random architectures."""
+    rows = efficiency[efficiency["engine"] == engine]
+    random = rows[rows["variant"] == "random"]
+    if random.empty:
+        raise AdabertError(f"searched vs random: no random-architecture measurement with engine {engine!r}")
+    batch, seq = int(random["batch"].max()), int(random[random["batch"] == random["batch"].max()]["seq_len"].max())
+    return rows[(rows["batch"] == batch) & (rows["seq_len"] == seq)]
+
+
+def dominated_by(searched_dev: float, searched_latency: float, random: pd.DataFrame) -> list[int]:
+    """Samples of ``random`` at least as accurate and as fast as the searched point, strictly better in one."""
+    better = random[(random["student_dev"] >= searched_dev) & (random["latency_ms"] <= searched_latency)
+                    & ((random["student_dev"] > searched_dev) | (random["latency_ms"] < searched_latency))]
+    return sorted(int(s) for s in better["seed"])
+
+
+def build_rows(efficiency: pd.DataFrame, main_variant: str, engine: str = "torch") -> pd.DataFrame:
+    rows = _shape_rows(efficiency, engine)
+    out = []
+    for task in sorted(set(rows.loc[rows["variant"] == "random", "task"])):
+        searched = rows[(rows["variant"] == main_variant) & (rows["task"] == task)].dropna(subset=["student_dev"])
+        random = rows[(rows["variant"] == "random") & (rows["task"] == task)].dropna(subset=["student_dev"])
+        if searched.empty or random.empty:
+            continue
+        dev, latency = float(searched["student_dev"].mean()), float(searched["latency_ms"].mean())
+        median = float(random["student_dev"].median())
+        dominating = dominated_by(dev, latency, random)
+        out.append({
+            "task": task, "metric_split": marked(str(searched.get("metric", pd.Series([""])).iloc[0]),
+                                                 searched["split_kind"].iloc[0] if "split_kind" in searched else None),
+            "searched_n": len(searched), "searched_dev": dev,
+            "searched_dev_std": float(searched["student_dev"].std()) if len(searched) > 1 else None,
+            "searched_latency_ms": latency, "random_n": len(random), "random_median": median,
+            "random_min": float(random["student_dev"].min()), "random_max": float(random["student_dev"].max()),
+            "random_latency_median_ms": float(random["latency_ms"].median()),
+            "at_or_above_median": dev >= median, "pareto_dominated": bool(dominating),
+            "dominating_samples": " ".join(map(str, dominating)),
+        })
+    return pd.DataFrame(out, columns=COLUMNS)
+
+
+def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, engine: str = "torch") -> pd.DataFrame:
+    efficiency = pd.read_csv(efficiency_csv)
+    df = build_rows(efficiency, main_variant, engine)
+    if df.empty:
+        raise AdabertError(f"{efficiency_csv}: no task has both searched ('{main_variant}') and random students "
+                           "with a dev metric")
+    above, dominated = int(df["at_or_above_median"].sum()), int(df["pareto_dominated"].sum())
+    notes = [
+        f"Searched = the '{main_variant}' students (dev metric: mean over seeds); random = architectures drawn "
+        "uniformly from the same search space, retrained with the same recipe and initialisation (weights cut out "
+        "of the same supernet when the searched students inherit theirs); dev metric in percent points.",
+        f"Latency: {engine}, the largest shape the random architectures were measured at, milliseconds per batch.",
+        "pareto_dominated: some random architecture is at least as accurate and at least as fast as the searched "
+        "mean and strictly better in one (dominating_samples lists them).",
+        f"The searched students are at or above the random median on {above} of {len(df)} tasks and "
+        f"Pareto-dominated on {dominated}.",
+    ]
+    write_tables(df, out_stem, "Searched vs random architectures", notes)
+    return df
