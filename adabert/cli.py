@@ -215,24 +215,68 @@ def _predict(args):
     print(f"{n} predictions written to {args.output}")
 
 
+MEASURE_ENGINES = ("torch", "torch-fp16", "onnxruntime", "onnxruntime-int8")
+MEASURE_DEVICES = ("cpu", "cuda")
+
+
+def _parse_run(text: str, default_device: str) -> tuple[str, str]:
+    """``ENGINE`` (on ``default_device``) or ``ENGINE@DEVICE``."""
+    engine, _, device = text.partition("@")
+    device = device or default_device
+    if engine not in MEASURE_ENGINES or device not in MEASURE_DEVICES:
+        raise AdabertError(f"--engines: {text!r} is not ENGINE or ENGINE@DEVICE (engines {', '.join(MEASURE_ENGINES)}; "
+                           f"devices {', '.join(MEASURE_DEVICES)})")
+    return engine, device
+
+
+def _parse_shape(text: str) -> tuple[int, int]:
+    """``BATCHxSEQ_LEN``, e.g. ``128x128``."""
+    batch, sep, seq_len = text.lower().partition("x")
+    if not (sep and batch.isdigit() and seq_len.isdigit()):
+        raise AdabertError(f"--shapes: {text!r} is not BATCHxSEQ_LEN (e.g. 128x128)")
+    return int(batch), int(seq_len)
+
+
+def _measure_request(args) -> tuple[list[tuple[str, str]], list[tuple[int, int]]]:
+    """The (engine, device) runs and (batch, seq_len) shapes of a measure command, and a check of its output."""
+    if (args.engine is None) == (args.engines is None):
+        raise AdabertError("measure: give --engine ENGINE or --engines ENGINE[@DEVICE] ...")
+    runs = ([(args.engine, args.device)] if args.engine else [_parse_run(t, args.device) for t in args.engines])
+    if args.shapes is not None and (args.batch is not None or args.seq_len is not None):
+        raise AdabertError("measure: give --batch and --seq-len, or --shapes, not both")
+    if args.shapes is None and (args.batch is None or args.seq_len is None):
+        raise AdabertError("measure: give --batch and --seq-len, or --shapes BATCHxSEQ_LEN ...")
+    shapes = [_parse_shape(t) for t in args.shapes] if args.shapes else [(args.batch, args.seq_len)]
+    if (args.out is None) == (args.out_dir is None):
+        raise AdabertError("measure: give --out FILE (one measurement) or --out-dir DIR")
+    if args.out is not None and len(runs) * len(shapes) > 1:
+        raise AdabertError(f"measure: --out names one file, but {len(runs) * len(shapes)} measurements were asked "
+                           "for; use --out-dir")
+    return runs, shapes
+
+
 def _measure(args):
     # Threads first: OpenMP/MKL read these once, when torch is imported below.
     if args.threads < 1:
         raise AdabertError(f"--threads must be >= 1, got {args.threads}")
+    runs, shapes = _measure_request(args)  # a bad request fails before torch loads
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
     from adabert.measure.machine import set_threads  # lazy: torch loads after the thread variables
 
     set_threads(args.threads)
-    from adabert.measure.models import measure_model  # lazy: fast CLI start-up
+    from adabert.measure.models import measure_models  # lazy: fast CLI start-up
 
-    measure_model(args.model_kind, args.model, args.engine, args.device, args.batch, args.seq_len, args.threads,
-                  Path(args.out), num_labels=args.num_labels, min_seconds=args.min_seconds,
-                  min_batches=args.min_batches, warmup=args.warmup, max_batches=args.max_batches,
-                  peak_seconds=args.peak_seconds, repeats=args.repeats, onnx_dir=args.onnx_dir,
-                  subject={"task": args.task, "variant": args.variant, "seed": args.seed}, int8_mode=args.int8,
-                  data_dir=args.data, calibration_examples=args.calibration_examples,
-                  references=not args.no_references)
+    records = measure_models(
+        args.model_kind, args.model, runs, shapes, args.threads, args.out_dir, num_labels=args.num_labels,
+        min_seconds=args.min_seconds, min_batches=args.min_batches, warmup=args.warmup, max_batches=args.max_batches,
+        peak_seconds=args.peak_seconds, repeats=args.repeats, onnx_dir=args.onnx_dir,
+        subject={"task": args.task, "variant": args.variant, "seed": args.seed}, int8_mode=args.int8,
+        data_dir=args.data, calibration_examples=args.calibration_examples, references=not args.no_references)
+    if args.out is not None:
+        from adabert.io import write_json  # lazy: fast CLI start-up
+
+        write_json(Path(args.out), records[0])
 
 
 def _efficiency_table(args):
@@ -241,6 +285,13 @@ def _efficiency_table(args):
     write_efficiency_table([Path(p) for p in args.measurements], [Path(p) for p in args.retrained],
                            [Path(p) for p in args.teachers], [Path(p) for p in (args.exports or [])],
                            Path(args.out_md), Path(args.out_csv))
+
+
+def _repeatability_table(args):
+    from adabert.report.repeatability import write_repeatability_table  # lazy: fast CLI start-up
+
+    write_repeatability_table([Path(p) for p in args.first], [Path(p) for p in args.second], Path(args.out_md),
+                              Path(args.out_csv))
 
 
 # -- the parser: one function per group of sub-commands (in the order ``--help`` lists them) -------------
@@ -353,25 +404,35 @@ def _add_student_stages(sub) -> None:
 
 
 def _add_measure_commands(sub) -> None:
-    """measure, efficiency-table."""
-    _add(sub, "measure", _measure, "time one model / engine / device / batch shape; write one measurement JSON",
+    """measure, efficiency-table, repeatability-table."""
+    _add(sub, "measure", _measure,
+         "time one model on its engines, devices and batch shapes (one process); one measurement JSON each",
          ("--model-kind", {**REQ, "choices": list(MODEL_KINDS)}),
          ("--model", {"help": "student folder, teacher folder, baseline folder (bilstm, truncated), or (bert-base) "
                               "a local bert-base-uncased folder; omit for the BERT-base architecture with random weights"}),
-         ("--engine", {**REQ, "choices": ["torch", "torch-fp16", "onnxruntime", "onnxruntime-int8"],
-                       "help": "torch-fp16: cuda only; onnxruntime-int8: cpu only"}),
-         ("--device", {"default": "cpu", "choices": ["cpu", "cuda"]}),
-         ("--batch", {**REQ, "type": int}), ("--seq-len", {**REQ, "type": int}),
-         ("--threads", {**REQ, "type": int}), ("--out", {**REQ, "help": "measurement JSON"}),
+         ("--engine", {"choices": list(MEASURE_ENGINES),
+                       "help": "one engine (torch-fp16: cuda only; onnxruntime-int8: cpu only); or --engines"}),
+         ("--engines", {"nargs": "+", "metavar": "ENGINE[@DEVICE]",
+                        "help": "several engines measured in one process, each on --device or on the device after @ "
+                                "(e.g. torch onnxruntime onnxruntime-int8 torch@cuda); at one shape and device they "
+                                "are timed interleaved"}),
+         ("--device", {"default": "cpu", "choices": list(MEASURE_DEVICES)}),
+         ("--batch", {"type": int}), ("--seq-len", {"type": int}),
+         ("--shapes", {"nargs": "+", "metavar": "BATCHxSEQ_LEN",
+                       "help": "several batch shapes (e.g. 128x128 1x32) instead of --batch and --seq-len"}),
+         ("--threads", {**REQ, "type": int}),
+         ("--out", {"help": "the measurement JSON (one engine and shape)"}),
+         ("--out-dir", {"help": "folder of the measurement JSONs, one per engine, device and shape, named "
+                                "{engine}.{device}.b{batch}.s{seq_len}.json"}),
          ("--num-labels", {"type": int, "default": 2, "help": "bert-base: classifier outputs"}),
          ("--min-seconds", {"type": float, "default": 2.0, "help": "timed work per round (seconds)"}),
          ("--min-batches", {"type": int, "default": 3, "help": "timed batches per round"}),
          ("--repeats", {"type": int, "default": 3, "help": "rounds (median and spread over them)"}),
          ("--warmup", {"type": int, "default": 1}), ("--max-batches", {"type": int, "default": None}),
          ("--peak-seconds", {"type": float, "default": 1.0,
-                             "help": "GEMM peak measurement per repeat (0 = skip)"}),
+                             "help": "GEMM peak measurement per repeat, once per device (0 = skip)"}),
          ("--no-references", {"action": "store_true",
-                              "help": "time the engine alone (no same-job references interleaved with it)"}),
+                              "help": "time each engine alone (no same-job references interleaved with it)"}),
          ("--int8", {"default": "auto", "choices": ["static", "dynamic", "auto"],
                      "help": "onnxruntime-int8: static (calibrated QDQ), dynamic, or auto (both timed, faster kept)"}),
          ("--data", {"help": "the task's prepared Data folder: static int8 is calibrated on its training rows "
@@ -385,6 +446,11 @@ def _add_measure_commands(sub) -> None:
          ("--retrained", {"nargs": "+", **REQ, "help": "retrain metrics.json"}),
          ("--teachers", {"nargs": "+", **REQ, "help": "teacher metrics.json"}),
          ("--exports", {"nargs": "*", "help": "export.json of the export stage"}),
+         ("--out-md", REQ), ("--out-csv", REQ))
+    _add(sub, "repeatability-table", _repeatability_table,
+         "the same models measured twice in one run: median vs median per engine and shape",
+         ("--first", {"nargs": "+", **REQ, "help": "measurement JSONs of the first jobs"}),
+         ("--second", {"nargs": "+", **REQ, "help": "measurement JSONs of the second jobs (the same models)"}),
          ("--out-md", REQ), ("--out-csv", REQ))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import platform
 import sys
 import tempfile
@@ -90,8 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     base = config.resolve(yaml.safe_load(Path(args.config).read_text()))
+    out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.is_file() else None
+    kept = previous["runs"] if previous and previous.get("benchmark") == "search_dynamics" else []
     runs = []
     for text in args.setting:
         name, overrides = parse_setting(text)
@@ -100,18 +105,17 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({k: run[k] for k in ("setting", "seed", "steps", "alpha_lr", "final", "depth",
                                                   "has_conv", "dev_main", "dev_loss", "wall_s")}), flush=True)
             runs.append(run)
-    report = {
-        "benchmark": "search_dynamics", "config": args.config, "task": args.task, "runs": runs,
-        "machine": {"cpu": cpu_model(), "threads": args.threads, "torch": torch.__version__,
-                    "platform": platform.platform()},
-        "note": "Wall times on a shared 2-core machine are indicative only.",
-    }
-    out = Path(args.out)
-    previous = json.loads(out.read_text()) if out.is_file() else None
-    if previous and previous.get("benchmark") == "search_dynamics":  # keep the other tasks' runs
-        report["runs"] = [r for r in previous["runs"] if r["task"] != args.task] + runs
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
+            # written after every run (a long grid keeps what it has); other tasks' and settings' runs are kept
+            done = {(r["task"], r["setting"], r["seed"]) for r in runs}
+            report = {
+                "benchmark": "search_dynamics", "config": args.config,
+                "runs": [r for r in kept if (r["task"], r["setting"], r["seed"]) not in done] + runs,
+                "machine": {"cpu": cpu_model(), "threads": args.threads, "torch": torch.__version__,
+                            "platform": platform.platform()},
+                "note": "Wall times on a shared 2-core machine are indicative only.",
+            }
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=1))
     return 0
 
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.nas.costs import cost_vector, op_costs  # noqa: E402
 from adabert.nas.ops import OP_NAMES  # noqa: E402
+from adabert.nas.schedule import make_schedule  # noqa: E402
 from adabert.nas.search import Optimisers, search_step  # noqa: E402
 from adabert.nas.supernet import SuperNet  # noqa: E402
 
@@ -49,7 +50,9 @@ def make_step(args, execution: str, device: torch.device):
         ops=OP_NAMES,
     ).to(device)
     costs = cost_vector(op_costs(OP_NAMES, args.width, args.seq_len), OP_NAMES).to(device)
-    opt = Optimisers.create(net, DEFAULTS["search"])
+    steps = max(args.single_steps, args.mixed_steps)
+    schedule = make_schedule({**DEFAULTS["search"], "steps": steps, "epochs": 1}, args.batch_size)
+    opt = Optimisers.create(net, DEFAULTS["search"], schedule)
     b, length = args.batch_size, args.seq_len
     mask = torch.ones(b, length, dtype=torch.long, device=device)
     batch = {

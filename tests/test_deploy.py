@@ -303,6 +303,42 @@ def test_measure_int8_calibrates_on_the_tasks_training_rows(student, tmp_path):
     assert set(record["references"]) == {"onnxruntime"} and record["latency"]["repeats"] == 2
 
 
+def test_measure_cli_measures_every_engine_and_shape_in_one_process(student, tmp_path):
+    """``--engines`` and ``--shapes``: one process, one JSON per engine and shape in ``--out-dir``, named as the
+    workflow's outputs; the engines of a shape are timed in one interleaved set."""
+    out = tmp_path / "m"
+    argv = ["measure", "--model-kind", "student", "--model", str(student["dir"]), "--engines", "torch",
+            "onnxruntime@cpu", "--shapes", "2x8", "1x16", "--threads", "1", "--out-dir", str(out), "--task", "MRPC",
+            "--variant", "main", "--seed", "0", "--repeats", "2", *FAST]
+    assert main(argv) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"{e}.cpu.b{b}.s{n}.json" for e in ("torch", "onnxruntime") for b, n in ((2, 8), (1, 16)))
+    for name in names:
+        record = validate_measurement(io.read_json(out / name))
+        assert record["subject"] == {"model_kind": "student", "task": "MRPC", "variant": "main", "seed": 0}
+        other = "onnxruntime" if record["engine"] == "torch" else "torch"
+        assert set(record["references"]) == {other}
+
+
+def test_measure_cli_refuses_ambiguous_requests(tmp_path, capsys):
+    base = ["measure", "--model-kind", "bert-base", "--threads", "1"]
+    out_dir, out = str(tmp_path / "m"), str(tmp_path / "m.json")
+    assert _error([*base, "--engine", "torch", "--batch", "1", "--seq-len", "8"], capsys) == (
+        "error: measure: give --out FILE (one measurement) or --out-dir DIR")
+    assert _error([*base, "--engines", "torch", "onnxruntime", "--shapes", "1x8", "--out", out], capsys) == (
+        "error: measure: --out names one file, but 2 measurements were asked for; use --out-dir")
+    assert _error([*base, "--engines", "torch", "--shapes", "1-8", "--out-dir", out_dir], capsys) == (
+        "error: --shapes: '1-8' is not BATCHxSEQ_LEN (e.g. 128x128)")
+    assert _error([*base, "--engines", "torch@tpu", "--shapes", "1x8", "--out-dir", out_dir], capsys).startswith(
+        "error: --engines: 'torch@tpu' is not ENGINE or ENGINE@DEVICE")
+    both = ["--engine", "torch", "--engines", "torch"]
+    assert _error([*base, *both, "--shapes", "1x8", "--out-dir", out_dir], capsys) == (
+        "error: measure: give --engine ENGINE or --engines ENGINE[@DEVICE] ...")
+    assert _error([*base, "--engine", "torch", "--batch", "1", "--shapes", "1x8", "--out-dir", out_dir], capsys) == (
+        "error: measure: give --batch and --seq-len, or --shapes, not both")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.json").exists()
+
+
 def test_measure_refuses_bad_requests(student, tmp_path, capsys):
     argv = ["measure", "--model-kind", "student", "--engine", "torch", "--batch", "1", "--seq-len", "8",
             "--threads", "1", "--out", str(tmp_path / "m.json")]

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -548,3 +549,146 @@ def test_real_student_folder_goes_through_onnx(tmp_path):
     _check_dynamic(mut, path, [(3, 20), (1, 6)])
     counts = count_params(mut.module)
     assert counts["embedding_params"] == (200 + 32) * 16
+
+
+# -------------------------------------------------------------- one process for all engines and shapes
+
+
+def test_measure_many_measures_every_engine_and_shape_in_one_go(tmp_path, monkeypatch):
+    """One model, three engines, two shapes: one export, one int8 build, one GEMM peak, and per shape one
+    interleaved set in which each runner is timed once (the records of a set share its runners)."""
+    from adabert.measure import run
+
+    calls = {"export": 0, "int8": 0, "peak": 0}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(run.onnx_export, "export_onnx", counted("export", run.onnx_export.export_onnx))
+    monkeypatch.setattr(run.quantize, "build_int8", counted("int8", run.quantize.build_int8))
+    monkeypatch.setattr(run.machine, "matmul_peak_gflops", counted("peak", run.machine.matmul_peak_gflops))
+    engines = ["torch", "onnxruntime", "onnxruntime-int8"]
+    records = run.measure_many(_toy_student(), [(e, "cpu") for e in engines], [(4, 12), (2, 8)], threads=1,
+                               onnx_dir=tmp_path / "onnx", int8_mode="static", calibration_examples=40, **FAST)
+    assert calls == {"export": 1, "int8": 1, "peak": 1}
+    assert [(r["engine"], r["batch"], r["seq_len"]) for r in records] == [
+        (e, b, n) for b, n in [(4, 12), (2, 8)] for e in engines]
+    for r in records:
+        validate_measurement(r)
+        assert r["peak"] == records[0]["peak"] and r["settings"]["repeats"] == 2
+        _check_latency(r["latency"], 2, 2)
+    torch_rec, ort_rec, int8_rec = records[:3]
+    assert set(torch_rec["references"]) == {"onnxruntime", "int8-static"}
+    assert set(ort_rec["references"]) == {"torch", "int8-static"}
+    assert set(int8_rec["references"]) == {"torch", "onnxruntime"}
+    # one set: the engines' own latencies are each other's references (each runner timed once)
+    assert ort_rec["references"]["torch"]["latency"] == torch_rec["latency"]
+    assert int8_rec["references"]["onnxruntime"]["latency"] == ort_rec["latency"]
+    assert torch_rec["onnx"] is None and "int8" not in ort_rec["onnx"]
+    assert ort_rec["onnx"]["timed_path"].endswith("toy-student.onnx")
+    assert int8_rec["onnx"]["timed_path"].endswith("toy-student.int8.onnx")
+    assert int8_rec["onnx"]["int8"]["calibration"]["seq_len"] == 12  # synthetic rows as long as the longest shape
+    assert ort_rec["size"]["onnx_file_bytes"] == (tmp_path / "onnx" / "toy-student.onnx").stat().st_size
+    assert int8_rec["size"]["onnx_file_bytes"] == (tmp_path / "onnx" / "toy-student.int8.onnx").stat().st_size
+    assert records[3]["size"]["flops_per_sample"] < torch_rec["size"]["flops_per_sample"]  # seq 8 < seq 12
+
+
+def test_measure_many_without_references_times_each_engine_alone(tmp_path):
+    from adabert.measure.run import measure_many
+
+    records = measure_many(_toy_student(), [("torch", "cpu"), ("onnxruntime-int8", "cpu")], [(2, 8)], threads=1,
+                           int8_mode="dynamic", references=False, **(FAST | {"peak_seconds": 0}))
+    assert [r["references"] for r in records] == [{}, {}]
+    assert records[1]["onnx"]["int8"]["graphs"]["dynamic"]["path"] is None  # temporary folder, deleted
+    with pytest.raises(AdabertError, match="engine 'torch-fp16' runs on cuda only"):
+        measure_many(_toy_student(), [("torch", "cpu"), ("torch-fp16", "cpu")], [(2, 8)], threads=1, **FAST)
+    with pytest.raises(AdabertError, match="at least one engine"):
+        measure_many(_toy_student(), [("torch", "cpu")], [], threads=1, **FAST)
+
+
+# ------------------------------------------------------------------ constructed measurement records
+
+
+def _made_up(kind: str, engine: str, median_s: float, subject: dict, params: int = 1000, cpu: str = "cpu A") -> dict:
+    """A measurement record with the fields the tables read (no timing: the numbers are made up)."""
+    return {"model": {"name": kind, "kind": "bert-base-arch" if kind == "bert-base" else
+                      ("teacher" if kind == "teacher" else "student"), "label": kind},
+            "engine": engine, "device": "cpu", "batch": 8, "seq_len": 16, "threads": 1,
+            "latency": {"median_s": median_s, "repeat_spread": 0.02}, "throughput_samples_per_s": 8 / median_s,
+            "size": {"params": params, "params_no_embeddings": params // 2},
+            "machine": {"cpu_model": cpu, "logical_cores": 2}, "versions": {"torch": "2", "onnxruntime": "1"},
+            "subject": {"model_kind": kind, **subject}}
+
+
+def _write(records: list[dict], folder: Path) -> list[Path]:
+    paths = []
+    for i, r in enumerate(records):
+        paths.append(folder / f"{i}.json")
+        paths[-1].parent.mkdir(parents=True, exist_ok=True)
+        paths[-1].write_text(json.dumps(r))
+    return paths
+
+
+def test_repeatability_table_of_constructed_measurements(tmp_path):
+    from adabert.report.repeatability import build_repeatability, write_repeatability_table
+
+    student = {"task": "MRPC", "variant": "main", "seed": 0}
+    first = [_made_up("bert-base", "torch", 1.00, {}), _made_up("bert-base", "onnxruntime", 0.50, {}),
+             _made_up("student", "torch", 0.020, student)]
+    second = [_made_up("bert-base", "torch", 1.05, {}), _made_up("bert-base", "onnxruntime", 0.40, {}),
+              _made_up("student", "torch", 0.020, student, cpu="cpu B")]
+    df = build_repeatability(first, second)
+    assert list(df["model"]) == ["bert-base", "bert-base", "student main/MRPC/seed0"]
+    assert list(df["ratio"]) == pytest.approx([1.05, 0.8, 1.0])
+    assert list(df["within_10pct"]) == [True, False, False]  # 0.50 vs 0.40: 25% apart; another machine
+    assert list(df["same_machine"]) == [True, True, False]
+    assert list(df["median_1_ms"]) == pytest.approx([1000.0, 500.0, 20.0])
+    with pytest.raises(AdabertError, match="no first measurement"):
+        build_repeatability(first[:1], second[:2])
+    md, csv = tmp_path / "rep.md", tmp_path / "rep.csv"
+    written = write_repeatability_table(_write(first, tmp_path / "a"), _write(second, tmp_path / "b"), md, csv)
+    assert list(written["within_10pct"]) == [True, False, False]
+    text = md.read_text()
+    assert "1 of 3 pairs agree within 10%" in text and "largest difference is 25.0%" in text
+    assert "two different machines" in text
+    assert list(pd.read_csv(csv).columns)[:10] == ["model", "engine", "device", "batch", "seq_len", "threads",
+                                                   "median_1_ms", "median_2_ms", "ratio", "within_10pct"]
+
+
+def test_efficiency_table_uses_the_teacher_architecture_for_every_task(tmp_path):
+    """The teacher is measured once (as MRPC's): the students of STS-B are compared with it too."""
+    from adabert.report.efficiency_summary import write_efficiency_summary
+    from adabert.report.efficiency_table import build_rows, reference_rows, teacher_note, write_efficiency_table
+
+    measurements = [_made_up("teacher", "torch", 0.4, {"task": "MRPC"}, params=4000),
+                    _made_up("bert-base", "torch", 1.6, {}, params=16000)]
+    for task in ("MRPC", "STS-B"):
+        measurements.append(_made_up("student", "torch", 0.02, {"task": task, "variant": "main", "seed": 0}))
+    retrained = [{"task": t, "variant": "main", "seed": 0, "main_value": 80.0} for t in ("MRPC", "STS-B")]
+    teachers = [{"task": t, "main_value": 85.0} for t in ("MRPC", "STS-B")]
+    rows = build_rows(measurements, retrained, teachers, []).set_index("task")
+    assert list(rows["speedup_vs_teacher"]) == pytest.approx([20.0, 20.0])
+    assert list(rows["compression_vs_teacher"]) == pytest.approx([4.0, 4.0])
+    assert list(rows["speedup_vs_bert"]) == pytest.approx([80.0, 80.0])
+    refs = reference_rows(measurements, ["MRPC", "STS-B"])
+    teacher = refs[refs["model"] == "teacher"].set_index("task")
+    assert list(teacher.index) == ["MRPC", "STS-B"] and set(teacher["measured_on"]) == {"MRPC"}
+    assert list(refs[refs["model"] == "bert-base"]["task"].isna()) == [True]
+    note = teacher_note(measurements, ["MRPC", "STS-B"])
+    assert "as the teacher of MRPC" in note and "STS-B" in note
+    # a task with a teacher measurement of its own keeps it
+    own = measurements + [_made_up("teacher", "torch", 0.2, {"task": "STS-B"}, params=4000)]
+    rows = build_rows(own, retrained, teachers, []).set_index("task")
+    assert list(rows["speedup_vs_teacher"]) == pytest.approx([20.0, 10.0])
+    assert teacher_note(own, ["MRPC", "STS-B"]) is None
+    # the tables say so, and the per-task summary has a teacher row for both tasks
+    csv = tmp_path / "efficiency.csv"
+    write_efficiency_table(_write(measurements, tmp_path / "m"), _write(retrained, tmp_path / "r"),
+                           _write(teachers, tmp_path / "t"), [], tmp_path / "efficiency.md", csv)
+    assert "Teacher architecture measured once, as the teacher of MRPC" in (tmp_path / "efficiency.md").read_text()
+    summary = write_efficiency_summary(csv, "main", tmp_path / "summary")
+    assert set(summary[summary["model"] == "Teacher"]["task"]) == {"MRPC", "STS-B"}
+    assert "teacher architecture measured once, as the teacher of MRPC" in (tmp_path / "summary.md").read_text()

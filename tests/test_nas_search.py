@@ -167,3 +167,29 @@ def test_search_subsample_is_the_same_for_every_seed(mrpc_small, tmp_path, one_t
     assert keep.tolist() == sorted(set(keep.tolist())) and len(keep) == 40 and keep.max() < 128
     assert torch.equal(keep, subsample_indices(128, 40, 0)) and not torch.equal(keep, subsample_indices(128, 40, 1))
     assert io.read_json(tmp_path / "a" / "config.json")["search"]["max_train_examples"] == 40
+
+
+def test_shipped_search_defaults_move_the_architecture_and_select_without_ties(mrpc_small, tmp_path, one_thread):
+    """The default config's search and loss sections as shipped (step-scaled alpha_lr, warm-up, tau
+    schedule, dev-loss selection), only the step budget shrunk to the small data: the architecture
+    distribution must move away from uniform, and the selected round is the one with the lowest dev loss."""
+    import yaml
+
+    shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    search = {**shipped["search"], "steps": 24, "max_eval_examples": None}
+    summary = _search(mrpc_small, tmp_path / "s", search=search, loss=shipped.get("loss", {}))
+    cfg = config.resolve(shipped)["search"]
+    schedule = summary["schedule"]
+    assert cfg["alpha_lr"] is None and schedule["alpha_lr"] == pytest.approx(cfg["alpha_travel"] / schedule["arch_steps"])
+    assert schedule["warmup_steps"] == round(cfg["arch_warmup"] * 24)
+    k_max, n_ops = cfg["k_max"], len(cfg["ops"])
+    final = summary["final"]
+    assert final["max_op_prob_mean"] > 1 / n_ops + 0.02, final  # uniform is 1/|O| (the old 3e-4 default: +0.0008)
+    assert final["depth_max_prob"] > 1 / k_max + 0.05, final  # uniform is 1/K_max
+    rounds = summary["epochs"]
+    eligible = [r for r in rounds if r["step"] > schedule["warmup_steps"]]
+    losses = [r["dev_loss"] for r in eligible]
+    assert len(set(losses)) == len(losses)  # a continuous criterion: no ties
+    assert summary["best_dev_loss"] == min(losses) and rounds[summary["best_epoch"]]["dev_loss"] == min(losses)
+    # the per-term gradient balance is logged for both architecture parameters
+    assert rounds[-1]["grad_task_ops_norm"] > 0 and rounds[-1]["grad_efficiency_depth_norm"] > 0

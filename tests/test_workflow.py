@@ -40,12 +40,51 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     assert "--out results/teacher/RTE --init results/teacher/MNLI" in proc.stdout
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 9
-    assert counts["search"] == counts["derive"] == 18 + 7 * 2  # main: 9 tasks x 2 seeds; 7 ablations x 2 tasks
-    assert counts["augment"] == 2  # the augmented ablation's two tasks
-    # searched students + 2 random architectures per task + the 3 x 3 transfer matrix
-    assert counts["retrain"] == 32 + 18 + 9
+    assert counts["search"] == counts["derive"] == 18  # the main setting only: 9 tasks x 2 seeds
+    assert "augment" not in counts and "ablation_table" not in counts and "transfer_table" not in counts
+    # searched students + 5 random architectures on each task but WNLI, weighted from the main supernet
+    assert counts["random_architecture"] == 40 and counts["retrain"] == 18 + 40
+    assert "--search results/search/main/RTE/seed0" in proc.stdout
     assert counts["baseline"] == 18  # BiLSTM-SOFT and truncated teacher, 9 tasks, seed 0
-    for table in ("teacher_table", "ablation_table", "transfer_table", "seed_table", "efficiency_summary"):
+    for table in ("teacher_table", "seed_table", "efficiency_summary", "task_adaptivity", "searched_vs_random"):
+        assert counts[table] == 1, table
+    # one measurement job per model: BERT-base and the teacher architecture once per run
+    assert counts["measure_bert_base"] == counts["measure_teacher"] == 1
+    assert counts["measure_student"] == counts["search"]  # the main variant's students, every engine
+    assert counts["measure_student_ablation"] == counts["random_architecture"]  # on measure.ablation_engines
+    assert counts["measure_baseline"] == counts["baseline"]
+    assert not {"measure_bert_base_repeat", "measure_student_repeat", "repeatability_table"} & set(counts)
+
+
+def test_smoke_dag_plans_one_measurement_job_per_model_and_the_repeat_check(tmp_path):
+    """The smoke config (measure.repeat_check: true) measures BERT-base and the main MRPC student twice, in
+    separate jobs, and plans the repeatability table; every model's engines and shapes are one command."""
+    proc = snakemake("-n", "-p", "--directory", str(tmp_path), "--configfile", str(REPO / ".test/config.yaml"))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    counts = job_counts(proc.stdout)
+    assert counts["measure_bert_base"] == counts["measure_teacher"] == 1
+    assert counts["measure_student"] == 2 and counts["measure_baseline"] == 4
+    assert counts["measure_student_ablation"] == 2 + 2  # beta_0 and augmented on MRPC; one random arch per task
+    assert counts["measure_bert_base_repeat"] == counts["measure_student_repeat"] == 1
+    assert counts["repeatability_table"] == 1
+    request = "--engines torch onnxruntime --shapes 1x16"
+    assert f"--model-kind bert-base  {request}" in proc.stdout
+    assert "--out-dir results/measure/repeat/bert-base >" in proc.stdout
+    assert "--out-dir results/measure/repeat/student/main/MRPC/seed0 >" in proc.stdout
+    assert f"--model results/teacher/MRPC {request}" in proc.stdout  # the first task's teacher, once
+    assert "--out-dir results/measure/teacher/STS-B" not in proc.stdout
+    assert "--second results/measure/repeat/bert-base/torch.cpu.b1.s16.json" in proc.stdout
+
+
+def test_studies_config_adds_seeded_ablations_and_transfer(tmp_path):
+    proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(REPO / "config/config.yaml"),
+                     str(REPO / "config/studies.yaml"))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    counts = job_counts(proc.stdout)
+    assert counts["search"] == 18 + 7 * 2 * 2  # + 7 ablations x 2 tasks x 2 seeds (effects need a seed spread)
+    assert counts["augment"] == 2  # the augmented ablation's two tasks
+    assert counts["retrain"] == 18 + 28 + 40 + 9  # + the 3 x 3 transfer matrix
+    for table in ("ablation_table", "transfer_table"):
         assert counts[table] == 1, table
 
 
@@ -60,6 +99,9 @@ def test_paper_dag_has_the_full_teacher_dag(tmp_path):
     assert counts["retrain"] == 27 + 126 + 9 * 5 + 6 * 6 * 3  # + 5 random archs per task + 6 x 6 transfer x 3 seeds
     for table in ("ablation_table", "transfer_table", "seed_table", "efficiency_summary", "main_table"):
         assert counts[table] == 1, table
+    assert counts["measure_bert_base"] == counts["measure_teacher"] == 1  # once per run, not per task
+    assert counts["measure_student"] == 27 and counts["measure_baseline"] == 54  # one job per model
+    assert counts["measure_student_ablation"] == 126 + 45
 
 
 @pytest.mark.parametrize(
@@ -146,6 +188,14 @@ def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
     retrained = json.loads((res / "retrain/main/MRPC/seed0/metrics.json").read_text())
     assert ours["MRPC_value"] == pytest.approx(retrained["main_value"])
     check_study_tables(tmp_path)
+    # the repeat check: BERT-base and the main MRPC student measured twice (no timing is asserted)
+    repeat = pd.read_csv(res / "tables/repeatability.csv")
+    assert set(repeat["model"]) == {"bert-base", "student main/MRPC/seed0"}
+    assert set(repeat["engine"]) == {"torch", "onnxruntime"}
+    assert {"median_1_ms", "median_2_ms", "ratio", "within_10pct"} <= set(repeat.columns)
+    refs = pd.read_csv(res / "tables/efficiency_references.csv")
+    teacher = refs[refs["model"] == "teacher"]
+    assert set(teacher["task"]) == {"MRPC", "STS-B"} and set(teacher["measured_on"]) == {"MRPC"}
     # the HTML report: every figure and table of the paper with its caption
     report = snakemake(*SMOKE[1:], "--directory", str(tmp_path), "--report", str(tmp_path / "report.html"),
                        env={"ADABERT_GLUE_DIR": str(glue_dir)})

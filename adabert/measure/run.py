@@ -1,17 +1,20 @@
-"""One measurement = one model, one engine, one device, one batch shape -> one JSON file.
+"""Measurements of one model: every (engine, device, batch shape) asked for -> one JSON record each.
 
-``measure()`` sets the threads first, computes the size report (parameters, serialized bytes, FLOPs
-per sample), exports/verifies/quantises the ONNX graph when an ONNX Runtime engine is asked for,
-times the model (:mod:`adabert.measure.timing`: warm-up, then repeated rounds of at least
-``min_batches`` batches and ``min_seconds`` of timed work; median and spread) and writes the JSON
-atomically after validating it against :data:`MEASUREMENT_SCHEMA`.
+:func:`measure_many` sets the threads first, exports/verifies the ONNX graph and builds its int8 graphs
+once (when an ONNX Runtime engine is asked for), then per shape computes the size report (parameters,
+serialized bytes, FLOPs per sample) and times the engines of each device (:mod:`adabert.measure.timing`:
+warm-up, then repeated rounds of at least ``min_batches`` batches and ``min_seconds`` of timed work;
+median and spread), and validates each record against :data:`MEASUREMENT_SCHEMA`. :func:`measure` is one
+engine, device and shape, written atomically to one JSON file.
 
 References timed in the same job, interleaved with the engine under test (``references``), give
 speedups whose drift cancels: the ONNX Runtime fp32 graph next to its int8 graphs, PyTorch next to
-ONNX Runtime fp32, PyTorch fp32 next to fp16. Engine ``onnxruntime-int8`` builds the int8 graphs of
-``int8_mode`` (:mod:`adabert.measure.quantize`): ``static`` (QDQ, calibrated on ``calibration``
-batches: real training rows of the task, or synthetic rows for a model without one), ``dynamic``, or
-``auto`` (both timed; the faster one is the measurement, and which it was is recorded).
+ONNX Runtime fp32, PyTorch fp32 next to fp16. When several engines are measured at one shape and
+device, all of them and their references form one interleaved set, each runner timed once: every
+record lists the other runners of its set as its references. Engine ``onnxruntime-int8`` builds the int8
+graphs of ``int8_mode`` (:mod:`adabert.measure.quantize`): ``static`` (QDQ, calibrated on
+``calibration`` batches: real training rows of the task, or synthetic rows for a model without one),
+``dynamic``, or ``auto`` (both timed; the faster one is the measurement, and which it was is recorded).
 
 GPU: engines ``torch`` (fp32), ``torch-fp16`` (fp16 autocast, cuda only) and ``onnxruntime`` (the CUDA
 execution provider) run on ``device='cuda'``. A GPU measurement on a machine without CUDA (or an ONNX
@@ -20,9 +23,10 @@ Runtime without its CUDA provider) is an :class:`~adabert.errors.AdabertError`: 
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -35,10 +39,13 @@ SCHEMA_VERSION = 2
 ENGINES = ("torch", "torch-fp16", "onnxruntime", "onnxruntime-int8")
 DEVICES = ("cpu", "cuda")
 PRECISION = {"torch": "fp32", "torch-fp16": "fp16", "onnxruntime": "fp32", "onnxruntime-int8": "int8"}
+INT8 = "onnxruntime-int8"
+RECORD_NAME = "{engine}.{device}.b{batch}.s{seq_len}.json"  # a measurement's file name in a model's folder
 PROTOCOL_NOTE = (
     "timed a bounded number of batches instead of the paper's 50,000 samples: after warm-up batches, `repeats` "
     "rounds, each of at least min_batches batches and min_seconds of timed work (same input batch reused), the "
-    "engine and its same-job references interleaved round by round; latency median = median of the rounds' "
+    "engine and its same-job references (with several engines at one shape and device: all of them) interleaved "
+    "round by round; latency median = median of the rounds' "
     "medians, spread = min/max of the round medians and the IQR of all batches; throughput = batch / median; "
     "speedups in `references` = the reference's median / this engine's median, both from the same job"
 )
@@ -213,48 +220,77 @@ def prepare_onnx(mut: ModelUnderTest, engine: str, onnx_dir: Path, providers: li
     return info
 
 
-def _runners(mut: ModelUnderTest, engine: str, device: str, inputs: dict, providers: list[str] | None,
-             threads: int, onnx_info: dict | None, references: bool) -> tuple[dict[str, Callable[[], float]], dict]:
-    """The runners to time: the engine's own (``int8-{mode}`` for each int8 graph) and, with ``references``,
-    the same-job references (see the module docstring). Also returns what each ONNX session ran on."""
+def _runner_names(engine: str, references: bool, int8_modes: Sequence[str]) -> list[str]:
+    """The runners an engine needs: its own (``int8-{mode}`` for each int8 graph) and, with ``references``,
+    its same-job reference (ONNX Runtime fp32 next to int8, PyTorch next to ONNX Runtime fp32, PyTorch fp32
+    next to fp16)."""
+    own = [f"int8-{m}" for m in int8_modes] if engine == INT8 else [engine]
+    ref = {INT8: ["onnxruntime"], "onnxruntime": ["torch"], "torch-fp16": ["torch"]}.get(engine, [])
+    return own + (ref if references else [])
+
+
+def _runners(mut: ModelUnderTest, engines: Sequence[str], device: str, inputs: dict, threads: int,
+             onnx_info: dict | None, references: bool) -> tuple[dict[str, Callable[[], float]], dict]:
+    """The runners to time together on ``device``: every runner of every engine in ``engines``
+    (:func:`_runner_names`), each built once. Also returns what each ONNX session ran on."""
+    modes = list(((onnx_info or {}).get("int8") or {}).get("graphs", {}))
+    names = list(dict.fromkeys(n for e in engines for n in _runner_names(e, references, modes)))
     steps: dict[str, Callable[[], float]] = {}
     sessions: dict[str, list[str]] = {}
-    if engine in ("torch", "torch-fp16"):
-        steps[engine] = timing.torch_step(mut.module, inputs, device, PRECISION[engine])
-        if references and engine == "torch-fp16":
-            steps["torch"] = timing.torch_step(mut.module, inputs, device, "fp32")
-        return steps, sessions
-    if engine == "onnxruntime-int8":
-        for mode, graph in onnx_info["int8"]["graphs"].items():
-            steps[f"int8-{mode}"], sessions[f"int8-{mode}"] = timing.ort_step(graph["path"], inputs, providers, threads)
-        if not references:
-            return steps, sessions
-    steps["onnxruntime"], sessions["onnxruntime"] = timing.ort_step(onnx_info["path"], inputs, providers, threads)
-    if references and engine == "onnxruntime":
-        steps["torch"] = timing.torch_step(mut.module, inputs, device, "fp32")
+    for name in names:
+        if name.startswith("torch"):
+            steps[name] = timing.torch_step(mut.module, inputs, device, PRECISION[name])
+        elif name == "onnxruntime":
+            providers = check_engine_device("onnxruntime", device)
+            steps[name], sessions[name] = timing.ort_step(onnx_info["path"], inputs, providers, threads)
+        else:  # int8-{mode}: CPU only
+            graph = onnx_info["int8"]["graphs"][name.removeprefix("int8-")]
+            steps[name], sessions[name] = timing.ort_step(graph["path"], inputs, ["CPUExecutionProvider"], threads)
     return steps, sessions
 
 
-def _time_engine(mut: ModelUnderTest, engine: str, device: str, inputs: dict, providers: list[str] | None,
-                 threads: int, onnx_info: dict | None, references: bool, protocol: dict) -> tuple[dict, dict, str]:
-    """Time the engine and its references interleaved; returns (the engine's latency, the references with
-    their speedups, the runner measured: for int8 ``auto`` the faster int8 graph)."""
-    steps, sessions = _runners(mut, engine, device, inputs, providers, threads, onnx_info, references)
+def _engine_onnx_info(onnx_info: dict | None, engine: str) -> dict | None:
+    """The ONNX part of one engine's record (None for the PyTorch engines): a copy of the job's graphs,
+    without the int8 graphs for the fp32 engine."""
+    if onnx_info is None or engine.startswith("torch"):
+        return None
+    info = copy.deepcopy(onnx_info)
+    if engine != INT8:
+        info.pop("int8", None)
+        info["timed_path"] = info["path"]
+        info["file_bytes"] = Path(info["path"]).stat().st_size
+    return info
+
+
+def _time_engines(mut: ModelUnderTest, engines: Sequence[str], device: str, inputs: dict, threads: int,
+                  onnx_info: dict | None, references: bool, protocol: dict
+                  ) -> dict[str, tuple[dict, dict, dict | None]]:
+    """Time the engines of one device and shape, and their references, interleaved round by round in one
+    set (with ``references`` false: each engine alone). Per engine: (its latency, every other runner of the
+    set with its speedup, its ONNX record); for int8 ``auto`` the faster int8 graph is the engine's."""
+    if not references and len(engines) > 1:
+        return {e: v for engine in engines
+                for e, v in _time_engines(mut, [engine], device, inputs, threads, onnx_info, False, protocol).items()}
+    steps, sessions = _runners(mut, engines, device, inputs, threads, onnx_info, references)
     results = timing.time_interleaved(steps, int(next(iter(inputs.values())).shape[0]), **protocol)
-    own = [n for n in steps if n == engine or n.startswith("int8-")]
-    chosen = min(own, key=lambda n: results[n]["median_s"])
-    median = results[chosen]["median_s"]
-    refs = {name: {"latency": lat, "speedup": lat["median_s"] / median} for name, lat in results.items()
-            if name != chosen}
-    if onnx_info is not None:
-        onnx_info["providers"] = sessions[chosen]
-        if engine == "onnxruntime-int8":
+    out = {}
+    for engine in engines:
+        own = [n for n in steps if (n.startswith("int8-") if engine == INT8 else n == engine)]
+        chosen = min(own, key=lambda n: results[n]["median_s"])
+        median = results[chosen]["median_s"]
+        refs = {name: {"latency": lat, "speedup": lat["median_s"] / median} for name, lat in results.items()
+                if name != chosen}
+        info = _engine_onnx_info(onnx_info, engine)
+        if info is not None:
+            info["providers"] = sessions[chosen]
+        if engine == INT8:
             mode = chosen.removeprefix("int8-")
-            onnx_info["int8"].update({"mode": mode, "note": quantize.NOTES[mode],
-                                      "medians_s": {n.removeprefix("int8-"): results[n]["median_s"] for n in own}})
-            onnx_info["timed_path"] = onnx_info["int8"]["graphs"][mode]["path"]
-            onnx_info["file_bytes"] = onnx_info["int8"]["graphs"][mode]["file_bytes"]
-    return results[chosen], refs, chosen
+            info["int8"].update({"mode": mode, "note": quantize.NOTES[mode],
+                                 "medians_s": {n.removeprefix("int8-"): results[n]["median_s"] for n in own}})
+            info["timed_path"] = info["int8"]["graphs"][mode]["path"]
+            info["file_bytes"] = info["int8"]["graphs"][mode]["file_bytes"]
+        out[engine] = (results[chosen], refs, info)
+    return out
 
 
 def _peak(device: str, peak_seconds: float, repeats: int) -> dict[str, Any] | None:
@@ -267,49 +303,90 @@ def measure(mut: ModelUnderTest, engine: str = "torch", device: str = "cpu", bat
             peak_seconds: float = 1.0, repeats: int = 3, int8_mode: str = "auto", calibration: list | None = None,
             calibration_info: dict | None = None, calibration_examples: int = 256,
             references: bool = True) -> dict[str, Any]:
-    """Measure ``mut`` once and return (and write to ``out_json``, if given) the measurement record.
+    """Measure ``mut`` once and return (and write to ``out_json``, if given) the measurement record:
+    :func:`measure_many` with one engine, device and shape."""
+    record = measure_many(mut, [(engine, device)], [(batch, seq_len)], threads, min_seconds=min_seconds,
+                          min_batches=min_batches, onnx_dir=onnx_dir, warmup=warmup, max_batches=max_batches,
+                          peak_seconds=peak_seconds, repeats=repeats, int8_mode=int8_mode, calibration=calibration,
+                          calibration_info=calibration_info, calibration_examples=calibration_examples,
+                          references=references)[0]
+    if out_json is not None:
+        io.write_json(out_json, record)
+    return record
 
-    ``threads`` is applied first (:func:`machine.set_threads`). ``onnx_dir`` holds the exported graphs
-    (a temporary folder if None). ``peak_seconds`` > 0 also measures the fp32 GEMM peak of the device
-    (``repeats`` times) for ``fraction_of_peak``; 0 skips it (null in the JSON). Static int8 is calibrated
-    on ``calibration`` (batches of graph inputs); None: ``calibration_examples`` synthetic rows.
-    """
-    providers = check_engine_device(engine, device)
+
+def _check_request(runs: Sequence[tuple[str, str]], shapes: Sequence[tuple[int, int]], int8_mode: str) -> None:
+    """Refuse an impossible request before anything is loaded, exported or timed."""
+    if not runs or not shapes:
+        raise AdabertError("measure: need at least one engine and one (batch, seq_len) shape")
+    for engine, device in runs:
+        check_engine_device(engine, device)
     quantize.modes_of(int8_mode)
-    if batch < 1 or seq_len < 1:
-        raise AdabertError(f"batch and seq_len must be >= 1, got {batch}, {seq_len}")
+    for batch, seq_len in shapes:
+        if batch < 1 or seq_len < 1:
+            raise AdabertError(f"batch and seq_len must be >= 1, got {batch}, {seq_len}")
+
+
+def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: Sequence[tuple[int, int]],
+                 threads: int = 1, *, min_seconds: float = 2.0, min_batches: int = 3,
+                 onnx_dir: str | Path | None = None, warmup: int = 1, max_batches: int | None = None,
+                 peak_seconds: float = 1.0, repeats: int = 3, int8_mode: str = "auto",
+                 calibration: list | None = None, calibration_info: dict | None = None,
+                 calibration_examples: int = 256, references: bool = True) -> list[dict[str, Any]]:
+    """Every (engine, device) of ``runs`` at every (batch, seq_len) of ``shapes``, in one process: one
+    record per combination (in the order shape, then run).
+
+    ``threads`` is applied first (:func:`machine.set_threads`). The ONNX graph is exported and verified
+    once, and the int8 graphs built once (static ones calibrated on ``calibration``; None:
+    ``calibration_examples`` synthetic rows as long as the longest shape), into ``onnx_dir`` (a temporary
+    folder if None). Per shape and device, the engines and their references are timed interleaved in one
+    set (:func:`_time_engines`); the fp32 GEMM peak of a device (``peak_seconds`` > 0, ``repeats`` times;
+    0 skips it, null in the JSON) is measured once and shared by its records.
+    """
+    runs, shapes = list(dict.fromkeys(runs)), list(dict.fromkeys(shapes))
+    _check_request(runs, shapes, int8_mode)
     machine.set_threads(int(threads))
     protocol = {"min_seconds": min_seconds, "min_batches": min_batches, "warmup": warmup, "repeats": repeats,
                 "max_batches": max_batches}
     timing.check_rule(min_seconds, min_batches, max_batches, warmup, repeats)
-
+    settings = {"min_seconds": min_seconds, "min_batches": min_batches, "warmup_batches": warmup, "repeats": repeats,
+                "max_batches": max_batches, "peak_seconds": peak_seconds, "references": references}
+    engines = [engine for engine, _ in runs]
     mut.module.cpu().eval()
-    size_info = size.size_report(mut.module, mut.make_inputs, seq_len)
-    inputs = mut.make_inputs(batch, seq_len)
-    if engine == "onnxruntime-int8" and calibration is None and "static" in quantize.modes_of(int8_mode):
-        calibration, calibration_info = quantize.synthetic_calibration(mut.make_inputs, calibration_examples, seq_len)
-
-    onnx_info = None
+    if INT8 in engines and calibration is None and "static" in quantize.modes_of(int8_mode):
+        calibration, calibration_info = quantize.synthetic_calibration(
+            mut.make_inputs, calibration_examples, max(n for _, n in shapes))
+    records, peaks, sizes = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="adabert-onnx-") as tmp:
-        if not engine.startswith("torch"):
-            folder = Path(onnx_dir) if onnx_dir is not None else Path(tmp)
-            onnx_info = prepare_onnx(mut, engine, folder, providers, int8_mode=int8_mode, calibration=calibration,
-                                     calibration_info=calibration_info)
-        lat, refs, _ = _time_engine(mut, engine, device, inputs, providers, threads, onnx_info, references, protocol)
-        if onnx_info is not None:
-            size_info["onnx_file_bytes"] = onnx_info["file_bytes"]
-            if onnx_dir is None:
-                _forget_paths(onnx_info)  # temporary, deleted
+        onnx_info = None
+        if any(not e.startswith("torch") for e in engines):
+            onnx_info = prepare_onnx(mut, INT8 if INT8 in engines else "onnxruntime",
+                                     Path(onnx_dir) if onnx_dir is not None else Path(tmp), ["CPUExecutionProvider"],
+                                     int8_mode=int8_mode, calibration=calibration, calibration_info=calibration_info)
+        for batch, seq_len in shapes:
+            mut.module.cpu()
+            if seq_len not in sizes:  # FLOPs per sample depend on the sequence length only
+                sizes[seq_len] = size.size_report(mut.module, mut.make_inputs, seq_len)
+            size_info = sizes[seq_len]
+            inputs = mut.make_inputs(batch, seq_len)
+            for device in dict.fromkeys(d for _, d in runs):
+                on_device = [e for e, d in runs if d == device]
+                timed = _time_engines(mut, on_device, device, inputs, threads, onnx_info, references, protocol)
+                if device not in peaks:
+                    peaks[device] = _peak(device, peak_seconds, repeats)
+                for engine in on_device:
+                    lat, refs, info = timed[engine]
+                    sized = {**size_info, "onnx_file_bytes": info["file_bytes"]} if info else dict(size_info)
+                    used = {**settings, "int8_mode": int8_mode if engine == INT8 else None}
+                    records.append(_record(mut, engine, device, batch, seq_len, threads, lat, refs, sized, info,
+                                           peaks[device], used))
+        for record in records:
+            if onnx_dir is None and record["onnx"] is not None:
+                _forget_paths(record["onnx"])  # temporary, deleted
     mut.module.cpu()
-    record = _record(mut, engine, device, batch, seq_len, threads, lat, refs, size_info, onnx_info,
-                     _peak(device, peak_seconds, repeats),
-                     {"min_seconds": min_seconds, "min_batches": min_batches, "warmup_batches": warmup,
-                      "repeats": repeats, "max_batches": max_batches, "peak_seconds": peak_seconds,
-                      "references": references, "int8_mode": int8_mode if engine == "onnxruntime-int8" else None})
-    validate_measurement(record)
-    if out_json is not None:
-        io.write_json(out_json, record)
-    return record
+    for record in records:
+        validate_measurement(record)
+    return records
 
 
 def _forget_paths(onnx_info: dict) -> None:

@@ -199,6 +199,13 @@ def write_efficiency_summary(efficiency_csv: Path, main_variant: str, out_stem: 
         "metric (percent points) on the task's main split (the CSV's split column names it).",
         "Empty cells: that engine or device was not measured for that model (e.g. random architectures: torch only).",
     ]
+    teachers = refs[refs["model"] == "teacher"]
+    measured_on = _column(teachers, "measured_on")  # older reference tables have no such column
+    borrowed = teachers[measured_on.notna() & (measured_on != teachers["task"])]
+    if not borrowed.empty:
+        notes.append(f"Teacher: the teacher architecture measured once, as the teacher of "
+                     f"{', '.join(sorted(set(measured_on[borrowed.index])))}, for every task (the tasks' teachers differ "
+                     "only in the classifier's output count); its dev metric is each task's own.")
     write_tables(df, out_stem, "Efficiency per task and engine", notes, shown)
     long, wide = build_per_task_table(df)
     per_task_notes = [

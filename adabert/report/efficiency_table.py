@@ -12,6 +12,12 @@ row only if engine, device, batch, seq_len and threads are equal AND the machine
 cores, GPU name, torch/onnxruntime versions) is equal; otherwise the ratio is left empty. Parameter
 counts are those of the measurement JSONs (one counting rule for every model: embedding parameters =
 ``nn.Embedding`` weights and parameters named ``*embed*``).
+
+The teacher: the workflow measures the teacher architecture once per run, as the first task's teacher
+(every task's teacher is the same encoder; only the classifier's output count differs). A task without a
+teacher measurement of its own is compared with that one (:func:`teacher_references`), and the table
+says so in a note; ``{csv stem}_references.csv`` repeats it for every task, with the task it was measured
+on in ``measured_on``.
 """
 
 from __future__ import annotations
@@ -101,6 +107,9 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
             student_meas.setdefault((subject.get("task"), subject.get("variant"), subject.get("seed")), []).append(r)
         elif kind == "teacher":
             teacher_meas[(subject.get("task"), *_shape_key(r))] = r
+    teacher_arch: dict[tuple, dict] = {}  # the teacher architecture: the first measured task's teacher
+    for key, r in sorted(teacher_meas.items(), key=lambda item: str(item[0][0])):
+        teacher_arch.setdefault(key[1:], r)
     rows = []
     for s in sorted(retrained, key=lambda m: (m["task"], m["variant"], m["seed"])):
         task, variant, seed = s["task"], s["variant"], s["seed"]
@@ -125,7 +134,7 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
             continue
         for r in sorted(meas, key=lambda r: (r["engine"], r["device"], r["batch"], r["seq_len"])):
             key = _shape_key(r)
-            ref_b, ref_t = bert.get(key), teacher_meas.get((task, *key))
+            ref_b, ref_t = bert.get(key), teacher_meas.get((task, *key)) or teacher_arch.get(key)
             size = r["size"]
             median = r["latency"]["median_s"]
             row = {
@@ -142,7 +151,8 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
                            int8_mode=mode)
             # size ratios use any measurement of the reference (its parameters do not depend on the engine)
             bert_any = next(iter(bert.values()), None)
-            teacher_any = next((v for k, v in teacher_meas.items() if k[0] == task), None)
+            teacher_any = next((v for k, v in teacher_meas.items() if k[0] == task),
+                               next(iter(teacher_arch.values()), None))
             if bert_any:
                 row["compression_vs_bert"] = _ratio(bert_any["size"]["params"], size["params"])
                 row["compression_vs_bert_no_emb"] = _ratio(bert_any["size"]["params_no_embeddings"], size["params_no_embeddings"])
@@ -157,23 +167,53 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
 
 
 REFERENCE_COLUMNS = ["model", "task", "engine", "device", "batch", "seq_len", "threads", "params_M", "params_no_emb_M",
-                     "latency_ms", "samples_per_s", "gflops", "fraction_of_peak", "label"]
+                     "latency_ms", "samples_per_s", "gflops", "fraction_of_peak", "label", "measured_on"]
 
 
-def reference_rows(measurements: list[dict]) -> pd.DataFrame:
-    """The reference models' own measurements (teacher per task, BERT-base): ``{csv stem}_references.csv``."""
+def teacher_references(measurements: list[dict], tasks: Iterable[str]) -> dict[str, str]:
+    """Task -> the task whose teacher measurement stands for it: its own where it was measured, else the
+    teacher architecture's (the first measured task, sorted) for every other task of ``tasks``."""
+    measured = sorted({(r.get("subject") or {}).get("task") for r in measurements
+                       if _kind(r) == "teacher" and (r.get("subject") or {}).get("variant") is None} - {None})
+    if not measured:
+        return {}
+    return {task: (task if task in measured else measured[0]) for task in dict.fromkeys([*measured, *tasks])}
+
+
+def reference_rows(measurements: list[dict], tasks: Iterable[str] = ()) -> pd.DataFrame:
+    """The reference models' own measurements (the teacher, BERT-base): ``{csv stem}_references.csv``. The
+    teacher's rows are repeated for every task of ``tasks`` without a teacher measurement of its own
+    (``measured_on``: the task it was measured on)."""
+    stand_in = teacher_references(measurements, tasks)
     rows = []
     for r in measurements:
-        kind = _kind(r)
-        if kind == "student" or (r.get("subject") or {}).get("variant") is not None:
+        kind, subject = _kind(r), r.get("subject") or {}
+        if kind == "student" or subject.get("variant") is not None:
             continue
-        rows.append({"model": kind, "task": (r.get("subject") or {}).get("task"), "engine": r["engine"],
-                     "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"], "threads": r["threads"],
-                     "params_M": r["size"]["params"] / 1e6, "params_no_emb_M": r["size"]["params_no_embeddings"] / 1e6,
-                     "latency_ms": r["latency"]["median_s"] * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
-                     "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
-                     "label": r["model"].get("label", "")})
+        row = {"model": kind, "task": subject.get("task"), "engine": r["engine"],
+               "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"], "threads": r["threads"],
+               "params_M": r["size"]["params"] / 1e6, "params_no_emb_M": r["size"]["params_no_embeddings"] / 1e6,
+               "latency_ms": r["latency"]["median_s"] * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
+               "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
+               "label": r["model"].get("label", ""), "measured_on": subject.get("task")}
+        if kind != "teacher" or subject.get("task") is None:
+            rows.append(row)
+            continue
+        rows += [{**row, "task": task} for task, on in stand_in.items() if on == subject.get("task")]
     return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
+
+
+def teacher_note(measurements: list[dict], tasks: Iterable[str]) -> str | None:
+    """The note that says which teacher measurement the tasks without their own were compared with."""
+    stand_in = teacher_references(measurements, tasks)
+    borrowed = sorted(task for task, on in stand_in.items() if task != on)
+    if not borrowed:
+        return None
+    on = sorted({stand_in[t] for t in borrowed})
+    return (f"Teacher architecture measured once, as the teacher of {', '.join(on)}: speedup_vs_teacher and "
+            f"compression_vs_teacher of {', '.join(borrowed)} use that measurement (the tasks' teachers are "
+            "the same encoder and differ only in the classifier's output count: hidden size + 1 parameters per "
+            "output).")
 
 
 def write_efficiency_table(measurement_paths: list[Path], retrained_paths: list[Path], teacher_paths: list[Path],
@@ -191,7 +231,8 @@ def write_efficiency_table(measurement_paths: list[Path], retrained_paths: list[
     teachers = [read_json(p) for p in teacher_paths]
     exports = [read_json(p) for p in export_paths]
     df = build_rows(measurements, retrained, teachers, exports)
-    refs = reference_rows(measurements)
+    tasks = sorted({m["task"] for m in retrained} | {t["task"] for t in teachers if "task" in t})
+    refs = reference_rows(measurements, tasks)
     peaks = sorted({round(r["peak_gflops"], 1) for r in measurements if r.get("peak_gflops")})
     machines = sorted({str(machine_fingerprint(r)[:4]) for r in measurements})
     notes = [
@@ -208,6 +249,9 @@ def write_efficiency_table(measurement_paths: list[Path], retrained_paths: list[
         "torch - ONNX int8 (export stage).",
         "CPU timings are bounded runs (min_seconds / min_batches), not the paper's 50,000 samples.",
     ]
+    note = teacher_note(measurements, tasks)
+    if note:
+        notes.append(note)
     if peaks:
         notes.append(f"Measured fp32 GEMM peak(s), GFLOP/s: {peaks}.")
     notes.append(f"Machine(s): {machines}.")

@@ -33,38 +33,38 @@ rule baseline:
         " --teacher {params.teacher:q} --out {params.out:q} > {log:q} 2>&1"
 
 
-rule measure_baseline:
-    """Latency/throughput, size and FLOPs of a baseline student for one engine/device/shape."""
-    input:
-        unpack(measure_data),
-        metrics=rules.baseline.output.metrics,
-    output:
-        f"results/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.json",
-    log:
-        f"logs/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.log",
-    benchmark:
-        f"results/benchmarks_deploy/measure/baseline/{{kind}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.tsv"
-    wildcard_constraints:
-        kind="bilstm|truncated",
-        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
-        device="cpu|cuda",
-        batch=r"\d+",
-        seq_len=r"\d+",
-    conda:
-        ENV
-    threads: MEASURE["threads"]
-    resources:
-        mem_mb=6000,
-        runtime=30,
-        cpu_bench=1,
-        gpu=measure_gpu,
-    params:
-        model=in_folder("metrics"),
-        model_kind=lambda wildcards: BASELINE_MODEL_KIND[wildcards.kind],
-        opts=measure_options,
-        int8=measure_int8_options,
-    shell:
-        "python -m adabert measure --model-kind {params.model_kind} --model {params.model:q}"
-        " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --task {wildcards.task:q}"
-        " --variant {wildcards.kind} --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
+if measure_combos():
+
+    rule measure_baseline:
+        """Latency/throughput, size and FLOPs of a baseline student: every engine and shape in one job."""
+        input:
+            unpack(measure_data()),
+            metrics=rules.baseline.output.metrics,
+        output:
+            measure_files("results/measure/baseline/{kind}/{task}/seed{seed}"),
+        log:
+            "logs/measure/baseline/{kind}/{task}/seed{seed}.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/baseline/{kind}/{task}/seed{seed}.tsv"
+        wildcard_constraints:
+            kind="bilstm|truncated",
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=6000,
+            runtime=measure_runtime(10),
+            cpu_bench=1,
+            gpu=measure_gpu(),
+        params:
+            model=in_folder("metrics"),
+            model_kind=lambda wildcards: BASELINE_MODEL_KIND[wildcards.kind],
+            request=measure_request(),
+            opts=measure_options,
+            int8=measure_int8_options(),
+            out=out_folder,
+        shell:
+            "python -m adabert measure --model-kind {params.model_kind} --model {params.model:q}"
+            " {params.request} {params.opts} {params.int8} --task {wildcards.task:q}"
+            " --variant {wildcards.kind} --seed {wildcards.seed} --out-dir {params.out:q}"
+            " > {log:q} 2>&1"

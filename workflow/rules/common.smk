@@ -38,9 +38,16 @@ TASK_PATTERN = "|".join(re.escape(t) for t in TASKS)
 STUDENT_VARIANT = "|".join(
     [re.escape(v) for v in VARIANTS] + ["random", f"from-(?:{TASK_PATTERN})"]
 )
-# Speed/size measurements: one file per model, engine, device and shape, named MEASURE_NAME.
+# the students measured on measure.ablation_engines: every one but the main variant's
+ABLATION_VARIANT = "|".join(
+    [re.escape(v) for v in ABLATIONS] + ["random", f"from-(?:{TASK_PATTERN})"]
+)
+# Speed/size measurements: one job per model (all its engines, devices and shapes in one process), one
+# file per engine, device and shape, named MEASURE_NAME. The teacher architecture is measured once per
+# run, as the teacher of the first task (the tasks' teachers differ only in the classifier's outputs).
 MEASURE = config["measure"]
 MEASURE_NAME = "{engine}.{device}.b{batch}.s{seq_len}"
+MEASURE_TEACHER_TASK = TASKS[0]
 # Snakemake benchmark folders (<root>/<stage>/...) the cost table reads.
 BENCHMARK_ROOTS = {
     "training": "results/benchmarks",
@@ -157,6 +164,58 @@ def export_config(wildcards):
     )
 
 
+def measure_shapes():
+    """(batch, seq_len) of the latency and throughput shapes, without duplicates."""
+    shapes = [(MEASURE["latency"]["batch"], n) for n in MEASURE["latency"]["seq_lens"]]
+    shapes += [
+        (MEASURE["throughput"]["batch"], n) for n in MEASURE["throughput"]["seq_lens"]
+    ]
+    return list(dict.fromkeys(shapes))
+
+
+def ort_has_cuda():
+    try:
+        import onnxruntime
+
+        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    except ImportError:
+        return False
+
+
+def measure_combos(engines=None):
+    """(engine, device) pairs to run: cuda only with a GPU, int8 CPU only, fp16 cuda only, ORT cuda only
+    with its provider."""
+    devices = [d for d in MEASURE["devices"] if d == "cpu" or GPU]
+    ort_cuda = GPU and "cuda" in devices and ort_has_cuda()
+    on_device = {
+        "cpu": ("torch", "onnxruntime", "onnxruntime-int8"),
+        "cuda": ("torch", "torch-fp16") + (("onnxruntime",) if ort_cuda else ()),
+    }
+    return [
+        (e, d)
+        for e in (MEASURE["engines"] if engines is None else engines)
+        for d in devices
+        if e in on_device[d]
+    ]
+
+
+def measure_files(prefix, engines=None):
+    """The measurement JSONs (MEASURE_NAME) of one model folder of results/measure: the outputs of its
+    one measurement job."""
+    return [
+        f"{prefix}/{e}.{d}.b{b}.s{n}.json"
+        for e, d in measure_combos(engines)
+        for b, n in measure_shapes()
+    ]
+
+
+def measure_request(engines=None):
+    """Params: the engines (``engine@cuda`` on the GPU) and shapes of one model's measurement job."""
+    runs = [e if d == "cpu" else f"{e}@{d}" for e, d in measure_combos(engines)]
+    shapes = [f"{b}x{n}" for b, n in measure_shapes()]
+    return f"--engines {' '.join(runs)} --shapes {' '.join(shapes)}"
+
+
 def measure_options(wildcards):
     """Params function: the timing settings (a change reruns the measurements)."""
     return (
@@ -167,25 +226,44 @@ def measure_options(wildcards):
     )
 
 
-def measure_data(wildcards):
-    """Input function: an int8 measurement of a task's model calibrates on the task's prepared data."""
-    if wildcards.engine != "onnxruntime-int8" or "task" not in wildcards.keys():
-        return {}
-    return {"data": f"results/data/{wildcards.task}/meta.json"}
+def measures_int8(engines=None):
+    return any(e == "onnxruntime-int8" for e, _ in measure_combos(engines))
 
 
-def measure_int8_options(wildcards, input):
+def measure_data(engines=None):
+    """Input function (of a job measuring ``engines``): int8 graphs of a task's model calibrate on the
+    task's prepared data."""
+
+    def data(wildcards):
+        if not measures_int8(engines) or "task" not in wildcards.keys():
+            return {}
+        return {"data": f"results/data/{wildcards.task}/meta.json"}
+
+    return data
+
+
+def measure_int8_options(engines=None):
     """Params function: the int8 mode and, where the task's data is an input, its folder (calibration)."""
-    if wildcards.engine != "onnxruntime-int8":
-        return ""
-    opts = f"--int8 {MEASURE['int8']} --calibration-examples {MEASURE['calibration_examples']}"
-    if "data" in input.keys():
-        opts += f" --data {shlex.quote(os.path.dirname(input.data))}"
-    return opts
+
+    def options(wildcards, input):
+        if not measures_int8(engines):
+            return ""
+        opts = f"--int8 {MEASURE['int8']} --calibration-examples {MEASURE['calibration_examples']}"
+        if "data" in input.keys():
+            opts += f" --data {shlex.quote(os.path.dirname(input.data))}"
+        return opts
+
+    return options
 
 
-def measure_gpu(wildcards):
-    return 1 if wildcards.device == "cuda" else 0
+def measure_gpu(engines=None):
+    """Resource: a GPU for a job with cuda measurements."""
+    return 1 if any(d == "cuda" for _, d in measure_combos(engines)) else 0
+
+
+def measure_runtime(minutes_each, engines=None):
+    """Resource (minutes): a generous bound for one model's job, per measurement it makes."""
+    return 10 + minutes_each * len(measure_combos(engines)) * len(measure_shapes())
 
 
 # The BERT-base reference: local weights (measure.bert_base_weights) or the architecture only.

@@ -1,106 +1,183 @@
-# Speed/size measurements (one job per model, engine, device, batch, seq_len) and the efficiency table.
+# Speed/size measurements, one job per model: a single `python -m adabert measure` process loads the
+# model once, exports its ONNX graphs once and measures all its engines, devices and shapes (one JSON
+# each, MEASURE_NAME). Every measurement job asks for the cpu_bench resource, so no two overlap.
+# The repeatability check (measure.repeat_check) measures BERT-base and one student a second time.
 
 
-rule measure_student:
-    """Latency/throughput, size and FLOPs of a retrained student for one engine/device/shape."""
-    input:
-        unpack(measure_data),
-        model=rules.retrain.output.model,
-    output:
-        f"results/measure/student/{{variant}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.json",
-    log:
-        f"logs/measure/student/{{variant}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.log",
-    benchmark:
-        f"results/benchmarks_deploy/measure/student/{{variant}}/{{task}}/seed{{seed}}/{MEASURE_NAME}.tsv"
-    wildcard_constraints:
-        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
-        device="cpu|cuda",
-        batch=r"\d+",
-        seq_len=r"\d+",
-        variant=STUDENT_VARIANT,
-    conda:
-        ENV
-    threads: MEASURE["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=30,
-        cpu_bench=1,
-        gpu=measure_gpu,
-    params:
-        model=in_folder("model"),
-        opts=measure_options,
-        int8=measure_int8_options,
-    shell:
-        "python -m adabert measure --model-kind student --model {params.model:q}"
-        " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --task {wildcards.task:q}"
-        " --variant {wildcards.variant:q} --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
+if measure_combos():
+
+    rule measure_student:
+        """All engines and shapes of a retrained student of the main variant, in one job."""
+        input:
+            unpack(measure_data()),
+            model=rules.retrain.output.model,
+        output:
+            measure_files("results/measure/student/{variant}/{task}/seed{seed}"),
+        log:
+            "logs/measure/student/{variant}/{task}/seed{seed}.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/student/{variant}/{task}/seed{seed}.tsv"
+        wildcard_constraints:
+            variant=re.escape(MAIN),
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=measure_runtime(5),
+            cpu_bench=1,
+            gpu=measure_gpu(),
+        params:
+            model=in_folder("model"),
+            request=measure_request(),
+            opts=measure_options,
+            int8=measure_int8_options(),
+            out=out_folder,
+        shell:
+            "python -m adabert measure --model-kind student --model {params.model:q}"
+            " {params.request} {params.opts} {params.int8} --task {wildcards.task:q}"
+            " --variant {wildcards.variant:q} --seed {wildcards.seed}"
+            " --out-dir {params.out:q} > {log:q} 2>&1"
+
+    rule measure_teacher:
+        """The teacher architecture, once per run: the first task's teacher on every engine and shape
+        (the speedup and compression reference of every task's students)."""
+        input:
+            data=f"results/data/{MEASURE_TEACHER_TASK}/meta.json",
+            teacher=f"results/teacher/{MEASURE_TEACHER_TASK}/metrics.json",
+        output:
+            measure_files(f"results/measure/teacher/{MEASURE_TEACHER_TASK}"),
+        log:
+            f"logs/measure/teacher/{MEASURE_TEACHER_TASK}.log",
+        benchmark:
+            f"results/benchmarks_deploy/measure/teacher/{MEASURE_TEACHER_TASK}.tsv"
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=6000,
+            runtime=measure_runtime(15),
+            cpu_bench=1,
+            gpu=measure_gpu(),
+        params:
+            model=in_folder("teacher"),
+            request=measure_request(),
+            opts=measure_options,
+            int8=measure_int8_options(),
+            task=MEASURE_TEACHER_TASK,
+            out=out_folder,
+        shell:
+            "python -m adabert measure --model-kind teacher --model {params.model:q}"
+            " {params.request} {params.opts} {params.int8} --task {params.task:q}"
+            " --out-dir {params.out:q} > {log:q} 2>&1"
+
+    rule measure_bert_base:
+        """BERT-base (architecture only, or local weights) once per run, every engine and shape in one job:
+        the shared speed/size reference."""
+        output:
+            measure_files("results/measure/bert-base"),
+        log:
+            "logs/measure/bert-base.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/bert-base.tsv"
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=8000,
+            runtime=measure_runtime(30),
+            cpu_bench=1,
+            gpu=measure_gpu(),
+        params:
+            model=BERT_BASE_MODEL,
+            request=measure_request(),
+            opts=measure_options,
+            int8=measure_int8_options(),
+            out=out_folder,
+        shell:
+            "python -m adabert measure --model-kind bert-base {params.model}"
+            " {params.request} {params.opts} {params.int8} --out-dir {params.out:q}"
+            " > {log:q} 2>&1"
 
 
-rule measure_teacher:
-    """Latency/throughput, size and FLOPs of a task's teacher (speedup reference of its students)."""
-    input:
-        unpack(measure_data),
-        teacher=rules.teacher.output.metrics,
-    output:
-        f"results/measure/teacher/{{task}}/{MEASURE_NAME}.json",
-    log:
-        f"logs/measure/teacher/{{task}}/{MEASURE_NAME}.log",
-    benchmark:
-        f"results/benchmarks_deploy/measure/teacher/{{task}}/{MEASURE_NAME}.tsv"
-    wildcard_constraints:
-        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
-        device="cpu|cuda",
-        batch=r"\d+",
-        seq_len=r"\d+",
-    conda:
-        ENV
-    threads: MEASURE["threads"]
-    resources:
-        mem_mb=6000,
-        runtime=30,
-        cpu_bench=1,
-        gpu=measure_gpu,
-    params:
-        model=in_folder("teacher"),
-        opts=measure_options,
-        int8=measure_int8_options,
-    shell:
-        "python -m adabert measure --model-kind teacher --model {params.model:q}"
-        " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --task {wildcards.task:q}"
-        " --out {output:q} > {log:q} 2>&1"
+if measure_combos(MEASURE["ablation_engines"]):
+
+    rule measure_student_ablation:
+        """A student of an ablation variant, a random or a transferred architecture on
+        measure.ablation_engines, every shape in one job."""
+        input:
+            unpack(measure_data(MEASURE["ablation_engines"])),
+            model=rules.retrain.output.model,
+        output:
+            measure_files(
+                "results/measure/student/{variant}/{task}/seed{seed}",
+                MEASURE["ablation_engines"],
+            ),
+        log:
+            "logs/measure/student/{variant}/{task}/seed{seed}.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/student/{variant}/{task}/seed{seed}.tsv"
+        wildcard_constraints:
+            variant=ABLATION_VARIANT,
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=measure_runtime(5, MEASURE["ablation_engines"]),
+            cpu_bench=1,
+            gpu=measure_gpu(MEASURE["ablation_engines"]),
+        params:
+            model=in_folder("model"),
+            request=measure_request(MEASURE["ablation_engines"]),
+            opts=measure_options,
+            int8=measure_int8_options(MEASURE["ablation_engines"]),
+            out=out_folder,
+        shell:
+            "python -m adabert measure --model-kind student --model {params.model:q}"
+            " {params.request} {params.opts} {params.int8} --task {wildcards.task:q}"
+            " --variant {wildcards.variant:q} --seed {wildcards.seed}"
+            " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
-rule measure_bert_base:
-    """BERT-base (architecture only, or local weights) once per run: the shared speed/size reference."""
-    output:
-        f"results/measure/bert-base/{MEASURE_NAME}.json",
-    log:
-        f"logs/measure/bert-base/{MEASURE_NAME}.log",
-    benchmark:
-        f"results/benchmarks_deploy/measure/bert-base/{MEASURE_NAME}.tsv"
-    wildcard_constraints:
-        engine="torch|torch-fp16|onnxruntime|onnxruntime-int8",
-        device="cpu|cuda",
-        batch=r"\d+",
-        seq_len=r"\d+",
-    conda:
-        ENV
-    threads: MEASURE["threads"]
-    resources:
-        mem_mb=8000,
-        runtime=60,
-        cpu_bench=1,
-        gpu=measure_gpu,
-    params:
-        model=BERT_BASE_MODEL,
-        opts=measure_options,
-        int8=measure_int8_options,
-    shell:
-        "python -m adabert measure --model-kind bert-base {params.model}"
-        " --engine {wildcards.engine} --device {wildcards.device} --batch {wildcards.batch}"
-        " --seq-len {wildcards.seq_len} {params.opts} {params.int8} --out {output:q} > {log:q} 2>&1"
+if measure_combos() and MEASURE["repeat_check"]:
+
+    use rule measure_student as measure_student_repeat with:
+        output:
+            measure_files("results/measure/repeat/student/{variant}/{task}/seed{seed}"),
+        log:
+            "logs/measure/repeat/student/{variant}/{task}/seed{seed}.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/repeat/student/{variant}/{task}/seed{seed}.tsv"
+
+    use rule measure_bert_base as measure_bert_base_repeat with:
+        output:
+            measure_files("results/measure/repeat/bert-base"),
+        log:
+            "logs/measure/repeat/bert-base.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/repeat/bert-base.tsv"
+
+    rule repeatability_table:
+        """The same models measured twice in this run (two jobs each): median vs median per engine and shape."""
+        input:
+            first=MEASURE_REPEATED,
+            second=MEASURE_REPEATS,
+        output:
+            md=report(
+                "results/tables/repeatability.md",
+                category="Efficiency",
+                caption="../report/repeatability.rst",
+            ),
+            csv="results/tables/repeatability.csv",
+        log:
+            "logs/tables/repeatability.log",
+        conda:
+            ENV
+        shell:
+            "python -m adabert repeatability-table --first {input.first:q}"
+            " --second {input.second:q} --out-md {output.md:q} --out-csv {output.csv:q}"
+            " > {log:q} 2>&1"
 
 
 rule efficiency_table:

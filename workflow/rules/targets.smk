@@ -11,50 +11,6 @@ def run_files(pattern, variants=None, **extra):
     ]
 
 
-def measure_shapes():
-    """(batch, seq_len) of the latency and throughput shapes, without duplicates."""
-    shapes = [(MEASURE["latency"]["batch"], n) for n in MEASURE["latency"]["seq_lens"]]
-    shapes += [
-        (MEASURE["throughput"]["batch"], n) for n in MEASURE["throughput"]["seq_lens"]
-    ]
-    return list(dict.fromkeys(shapes))
-
-
-def ort_has_cuda():
-    try:
-        import onnxruntime
-
-        return "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    except ImportError:
-        return False
-
-
-def measure_combos(engines=None):
-    """(engine, device) pairs to run: cuda only with a GPU, int8 CPU only, fp16 cuda only, ORT cuda only
-    with its provider."""
-    devices = [d for d in MEASURE["devices"] if d == "cpu" or GPU]
-    ort_cuda = GPU and "cuda" in devices and ort_has_cuda()
-    on_device = {
-        "cpu": ("torch", "onnxruntime", "onnxruntime-int8"),
-        "cuda": ("torch", "torch-fp16") + (("onnxruntime",) if ort_cuda else ()),
-    }
-    return [
-        (e, d)
-        for e in (MEASURE["engines"] if engines is None else engines)
-        for d in devices
-        if e in on_device[d]
-    ]
-
-
-def measure_files(prefix, engines=None):
-    """The measurement JSONs (MEASURE_NAME) of one model folder of results/measure."""
-    return [
-        f"{prefix}/{e}.{d}.b{b}.s{n}.json"
-        for e, d in measure_combos(engines)
-        for b, n in measure_shapes()
-    ]
-
-
 # Teachers and their probes, one per task.
 TEACHER_METRICS = [f"results/teacher/{t}/metrics.json" for t in TASKS]
 TEACHER_PROBES = [f"results/probes/{t}/probes.json" for t in TASKS]
@@ -102,8 +58,10 @@ EXPORTS = run_files(
     "results/export/student/{variant}/{task}/seed{seed}/export.json", [MAIN]
 ) + [f"results/export/teacher/{t}/export.json" for t in TASKS]
 
-# Measurements. The main variant's students on every engine; ablation students and the random
-# architectures (baselines.random: their speed and the Pareto figure) on measure.ablation_engines.
+# Measurements, one job per model (the outputs of measure.smk's rules). The main variant's students on
+# every engine; ablation students and the random architectures (baselines.random: their speed and the
+# Pareto figure) on measure.ablation_engines; the teacher architecture once (the first task's teacher);
+# BERT-base once.
 MEASURE_STUDENTS = [
     f
     for v, t, s in RUNS
@@ -121,12 +79,30 @@ MEASURE_BASELINES = [
     for f in measure_files(f"results/measure/baseline/{k}/{t}/seed{s}")
 ]
 MEASURE_TEACHERS = (
-    [f for t in TASKS for f in measure_files(f"results/measure/teacher/{t}")]
+    measure_files(f"results/measure/teacher/{MEASURE_TEACHER_TASK}")
     if MEASURE["teacher"]
     else []
 )
 MEASURE_BERT = (
     measure_files("results/measure/bert-base") if MEASURE["include_bert_base"] else []
+)
+# measure.repeat_check: BERT-base and the first student of the main variant measured a second time, by
+# jobs of their own (results/measure/repeat/); the repeatability table compares the two.
+REPEAT_STUDENT = "student/{}/{}/seed{}".format(
+    *adabert_config.variant_runs(config, [MAIN])[0]
+)
+REPEAT_MODELS = (["bert-base"] if MEASURE["include_bert_base"] else []) + [
+    REPEAT_STUDENT
+]
+MEASURE_REPEATED = (
+    [f for m in REPEAT_MODELS for f in measure_files(f"results/measure/{m}")]
+    if MEASURE["repeat_check"]
+    else []
+)
+MEASURE_REPEATS = (
+    [f for m in REPEAT_MODELS for f in measure_files(f"results/measure/repeat/{m}")]
+    if MEASURE["repeat_check"]
+    else []
 )
 # the measurement whose machine and library versions the README's results section quotes
 README_MEASUREMENT = (MEASURE_BERT + MEASURE_TEACHERS + MEASURE_STUDENTS)[0]
@@ -161,3 +137,4 @@ FINAL_TARGETS += ["paper/tables/ablations.md"] if ABLATIONS else []
 FINAL_TARGETS += ["paper/tables/transfer.md"] if TRANSFER_TASKS else []
 FINAL_TARGETS += ["paper/tables/task_adaptivity.md"] if len(DERIVED_MAIN) > 1 else []
 FINAL_TARGETS += ["paper/tables/searched_vs_random.md"] if RANDOM_RETRAINED else []
+FINAL_TARGETS += ["results/tables/repeatability.md"] if MEASURE_REPEATS else []
