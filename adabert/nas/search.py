@@ -150,6 +150,12 @@ class GradientBalance:
         self.sums: dict[str, torch.Tensor] = {}
         self.norms: dict[str, float] = {}
 
+    def add_step(self, task: dict[str, torch.Tensor | None], efficiency: dict[str, torch.Tensor | None]) -> None:
+        """One step's gradients of the task and efficiency terms on each architecture parameter."""
+        self.add("task", task)
+        self.add("efficiency", efficiency)
+        self.count += 1
+
     def add(self, term: str, grads: dict[str, torch.Tensor | None]) -> None:
         for name, g in grads.items():
             if g is None:
@@ -190,11 +196,8 @@ def search_step(net: SuperNet, batch: dict[str, torch.Tensor], tau: float, costs
     if balance is not None:
         total = {k: (p.grad.detach().clone() if p.grad is not None else None) for k, p in arch_named.items()}
         eff = efficiency_grads or {}
-        balance.add("task", {k: g - eff[k] if g is not None and eff.get(k) is not None else g
-                             for k, g in total.items()})
-        if efficiency_grads is not None:
-            balance.add("efficiency", {k: g.detach() if g is not None else None for k, g in eff.items()})
-        balance.count += 1
+        balance.add_step({k: g - eff[k] if g is not None and eff.get(k) is not None else g for k, g in total.items()},
+                         eff)
     torch.nn.utils.clip_grad_norm_(opt.weights, opt.grad_clip)
     torch.nn.utils.clip_grad_norm_(opt.arch, opt.grad_clip)
     opt.w_opt.step()

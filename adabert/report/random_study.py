@@ -54,8 +54,7 @@ def build_rows(efficiency: pd.DataFrame, main_variant: str, engine: str = "torch
         median = float(random["student_dev"].median())
         dominating = dominated_by(dev, latency, random)
         out.append({
-            "task": task, "metric_split": marked(str(searched.get("metric", pd.Series([""])).iloc[0]),
-                                                 searched["split_kind"].iloc[0] if "split_kind" in searched else None),
+            "task": task, "metric_split": marked(str(searched["metric"].iloc[0]), searched["split_kind"].iloc[0]),
             "searched_n": len(searched), "searched_dev": dev,
             "searched_dev_std": float(searched["student_dev"].std()) if len(searched) > 1 else None,
             "searched_latency_ms": latency, "random_n": len(random), "random_median": median,
