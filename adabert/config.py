@@ -109,7 +109,10 @@ def check(cfg: dict) -> dict:
     for task, recipe in cfg["teacher"].get("per_task", {}).items():
         source = recipe.get("init_from")
         if source is not None and task in cfg["tasks"]:
-            _check_subset(f"teacher.per_task.{task}.init_from", [source], cfg["tasks"], "tasks")
+            if source not in cfg["tasks"]:
+                raise AdabertError(f"config key 'teacher.per_task.{task}.init_from': ['{source}'] not among the "
+                                   f"top-level tasks {cfg['tasks']}: add {source} to 'tasks' (its teacher is "
+                                   f"trained first) or set teacher.per_task.{task}.init_from: null")
             if source == task or cfg["teacher"]["per_task"].get(source, {}).get("init_from"):
                 raise AdabertError(f"config key 'teacher.per_task.{task}.init_from': {source!r} must be another task "
                                    "whose teacher starts from the pretrained encoder")

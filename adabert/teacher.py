@@ -165,6 +165,7 @@ def train_teacher(cfg: dict, task: str, data_dir: str | os.PathLike, out_dir: st
         "train_time_s": round(train_time, 3),
         "train_examples_per_s": round(record["examples_seen"] / train_time, 3) if train_time > 0 else None,
         "train_loss": [epoch["loss"] for epoch in record["history"]],
+        "dev_per_epoch": [epoch["main_value"] for epoch in record["history"]],
         "n_train": int(train["labels"].shape[0]),
         "n_labelled": n_labelled,
         "label_time_s": round(label_time, 3),

@@ -7,6 +7,9 @@ workflow run) once per setting; each setting overrides keys of the default confi
 to start from (e.g. the MNLI teacher for RTE). The dev metric after every epoch is recorded (the linear
 schedule spans the setting's epochs, so the epoch-1 value of a 3-epoch run is not a 1-epoch run).
 
+``--from-run RESULTS:LABEL`` imports every teacher a workflow run trained (``RESULTS/teacher/*/metrics.json``)
+as sweep rows under that label, so a whole run with one recipe is a sweep point without training again.
+
 Results are merged into ``--out`` (JSON, keyed by task and setting) and the whole table is written as
 Markdown next to it (``--md``), with the workflow run's own teachers as reference rows when
 ``--reference`` points at a teacher table CSV.
@@ -59,9 +62,24 @@ def run_setting(base: dict, task: str, name: str, overrides: dict, results: Path
             "train_time_s": round(record["train_time_s"], 1), "wall_s": round(time.perf_counter() - start, 1)}
 
 
+def imported_runs(results: Path, label: str) -> list[dict]:
+    """The teachers of a workflow run as sweep rows (their recipe and dev curve from each metrics.json)."""
+    runs = []
+    for path in sorted(results.glob("teacher/*/metrics.json")):
+        m = json.loads(path.read_text())
+        per_epoch = [round(float(v), 2) for v in m.get("dev_per_epoch", [])]
+        runs.append({"task": m["task"], "setting": label, "learning_rate": m["learning_rate"], "epochs": m["epochs"],
+                     "n_train": m["n_train"], "init_from": m.get("init_from"), "precision": m["precision"],
+                     "metric": m["main_metric"], "dev_per_epoch": per_epoch, "best": round(m["main_value"], 2),
+                     "train_time_s": round(m["train_time_s"], 1), "wall_s": None})
+    if not runs:
+        raise SystemExit(f"--from-run: no teacher/*/metrics.json under {results}")
+    return runs
+
+
 def markdown(runs: list[dict], reference: Path | None) -> str:
     df = pd.DataFrame(runs)
-    df["dev_per_epoch"] = [" / ".join(f"{v:.1f}" for v in r) for r in df["dev_per_epoch"]]
+    df["dev_per_epoch"] = [" / ".join(f"{v:.1f}" for v in r) or "(best only)" for r in df["dev_per_epoch"]]
     cols = ["task", "setting", "init_from", "learning_rate", "epochs", "n_train", "metric", "dev_per_epoch", "best",
             "train_time_s"]
     text = "# Teacher recipe sweep\n\n" + df[cols].sort_values(["task", "setting"]).to_markdown(index=False) + "\n"
@@ -76,9 +94,11 @@ def markdown(runs: list[dict], reference: Path | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--results", required=True, help="a workflow results folder (data/<task>, teacher/<task>)")
-    parser.add_argument("--task", required=True)
-    parser.add_argument("--setting", action="append", required=True, help="NAME:JSON overrides of teacher.*")
+    parser.add_argument("--results", help="a workflow results folder (data/<task>, teacher/<task>)")
+    parser.add_argument("--task")
+    parser.add_argument("--setting", action="append", default=[], help="NAME:JSON overrides of teacher.*")
+    parser.add_argument("--from-run", action="append", default=[], metavar="RESULTS:LABEL",
+                        help="import the teachers of a workflow run's results folder as rows labelled LABEL")
     parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--reference", help="the workflow's teacher table CSV (reference rows in the Markdown)")
     parser.add_argument("--out", required=True)
@@ -87,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     base = config.resolve(yaml.safe_load(Path(args.config).read_text()))
     out = Path(args.out)
     report = json.loads(out.read_text()) if out.is_file() else {"benchmark": "teacher_sweep", "runs": []}
+    if args.setting and not (args.results and args.task):
+        parser.error("--setting needs --results and --task")
+    for text in args.from_run:
+        results, _, label = text.partition(":")
+        for run in imported_runs(Path(results), label):
+            report["runs"] = [r for r in report["runs"] if (r["task"], r["setting"]) != (run["task"], label)] + [run]
     for text in args.setting:
         name, _, body = text.partition(":")
         run = run_setting(copy.deepcopy(base), args.task, name, json.loads(body), Path(args.results))

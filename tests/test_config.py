@@ -91,7 +91,8 @@ def test_stage_view_specialises_task_and_variant(monkeypatch):
 
 
 @pytest.mark.parametrize("recipe, message", [
-    ({"RTE": {"init_from": "QQP"}}, r"'teacher.per_task.RTE.init_from': \['QQP'\] not among the top-level tasks"),
+    ({"RTE": {"init_from": "QQP"}}, r"'teacher.per_task.RTE.init_from': \['QQP'\] not among the top-level tasks.*"
+                                    r"add QQP to 'tasks'.*or set teacher.per_task.RTE.init_from: null"),
     ({"RTE": {"init_from": "RTE"}}, "must be another task"),
     ({"RTE": {"init_from": "MNLI"}, "MNLI": {"init_from": "MRPC"}}, "must be another task"),
     ({"RTE": {"epoch": 3}}, "epoch"),
