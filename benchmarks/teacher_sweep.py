@@ -77,12 +77,14 @@ def imported_runs(results: Path, label: str) -> list[dict]:
     return runs
 
 
-def markdown(runs: list[dict], reference: Path | None) -> str:
+def markdown(runs: list[dict], reference: Path | None, notes: list[str] = ()) -> str:
     df = pd.DataFrame(runs)
     df["dev_per_epoch"] = [" / ".join(f"{v:.1f}" for v in r) or "(best only)" for r in df["dev_per_epoch"]]
+    df["init_from"] = df["init_from"].fillna("pretrained")
     cols = ["task", "setting", "init_from", "learning_rate", "epochs", "n_train", "metric", "dev_per_epoch", "best",
             "train_time_s"]
     text = "# Teacher recipe sweep\n\n" + df[cols].sort_values(["task", "setting"]).to_markdown(index=False) + "\n"
+    text += "".join(f"\n- {note}" for note in notes) + ("\n" if notes else "")
     if reference is not None and reference.is_file():
         ref = pd.read_csv(reference)
         keep = [c for c in ("task", "split_kind", "main_metric", "value", "best_probe_value", "n_train",
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="import the teachers of a workflow run's results folder as rows labelled LABEL")
     parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--reference", help="the workflow's teacher table CSV (reference rows in the Markdown)")
+    parser.add_argument("--note", action="append", default=[], help="a line under the table (kept in the JSON)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--md", required=True)
     args = parser.parse_args(argv)
@@ -118,11 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         run = run_setting(copy.deepcopy(base), args.task, name, json.loads(body), Path(args.results))
         print(json.dumps(run), flush=True)
         report["runs"] = [r for r in report["runs"] if (r["task"], r["setting"]) != (args.task, name)] + [run]
+    report["notes"] = [*report.get("notes", []), *(n for n in args.note if n not in report.get("notes", []))]
     report["machine"] = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                          "platform": platform.platform()}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
-    Path(args.md).write_text(markdown(report["runs"], Path(args.reference) if args.reference else None))
+    Path(args.md).write_text(markdown(report["runs"], Path(args.reference) if args.reference else None,
+                                      report["notes"]))
     return 0
 
 

@@ -25,3 +25,26 @@ def test_search_throughput_benchmark_writes_its_report(tmp_path):
         assert 1 <= r["mean_depth"] <= 2
     assert report["settings"]["width"] == 8 and report["machine"]["threads"] == 1
     assert report["speedup_single_over_mixed"] > 0
+
+
+def test_teacher_sweep_imports_a_runs_teachers_as_rows(tmp_path):
+    """--from-run: each teacher of a results folder becomes a row with its recipe and dev curve; rerunning
+    with the same label replaces the rows instead of adding duplicates."""
+    for task, init, curve in (("RTE", "MNLI", [61.37, 65.34]), ("CoLA", None, [2.57, 28.8])):
+        folder = tmp_path / "results/teacher" / task
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({
+            "task": task, "learning_rate": 5e-5, "epochs": 2.0, "n_train": 100, "init_from": init,
+            "precision": "fp32", "main_metric": "accuracy", "dev_per_epoch": curve, "main_value": max(curve),
+            "train_time_s": 12.34}))
+    out, md = tmp_path / "sweep.json", tmp_path / "sweep.md"
+    cmd = [sys.executable, str(REPO / "benchmarks/teacher_sweep.py"), "--from-run", f"{tmp_path / 'results'}:B: a run",
+           "--note", "a note", "--out", str(out), "--md", str(md)]
+    for _ in range(2):
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    runs = json.loads(out.read_text())["runs"]
+    assert sorted((r["task"], r["setting"], r["best"]) for r in runs) == [("CoLA", "B: a run", 28.8),
+                                                                          ("RTE", "B: a run", 65.34)]
+    text = md.read_text()
+    assert "61.4 / 65.3" in text and "pretrained" in text and text.count("a note") == 1

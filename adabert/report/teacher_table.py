@@ -41,7 +41,12 @@ def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path]) -> pd.DataFra
                 raise AdabertError(f"no probes.json for task {task} among {[str(p) for p in probe_dirs]}")
             values = {f"probe_L{layer['layer']}": layer["eval"][split][m["main_metric"]] for layer in probes["layers"]}
             row["best_probe_value"] = max(values.values())
+            row["best_probe_layer"] = int(max(values, key=values.get).removeprefix("probe_L"))
             row["head_beats_probes"] = row["value"] >= row["best_probe_value"]
+            # the last layer's probe re-fits a linear head on the same fine-tuned features; an intermediate
+            # layer's probe beating the head is the sign of an under-trained teacher
+            last = f"probe_L{max(layer['layer'] for layer in probes['layers'])}"
+            row["head_beats_intermediate_probes"] = row["value"] >= max(v for k, v in values.items() if k != last)
             row.update(values)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -56,6 +61,8 @@ def write_teacher_table(teacher_dirs: list[Path], probe_dirs: list[Path], md_pat
         "training data (disjoint) because no dev file is available; 'dev subset (n of N)' = a seeded cap of the official "
         "split (data.max_eval_examples); 'dev subset (note)' = a partial local copy of it.",
         "probe_L0 = linear probe on the mean-pooled embedding output; probe_Ll = probe on the [CLS] state of layer l.",
+        "head_beats_probes: the fine-tuned head >= every probe; head_beats_intermediate_probes: >= every probe but the "
+        "last layer's (which re-fits a linear head on the same fine-tuned features).",
     ]
     write_table(df, md_path, csv_path, "Teachers", notes)
     return df
