@@ -66,7 +66,7 @@ def imported_runs(results: Path, label: str) -> list[dict]:
     """The teachers of a workflow run as sweep rows (their recipe and dev curve from each metrics.json)."""
     runs = []
     for path in sorted(results.glob("teacher/*/metrics.json")):
-        m = json.loads(path.read_text())
+        m = io.read_json(path)
         per_epoch = [round(float(v), 2) for v in m.get("dev_per_epoch", [])]
         runs.append({"task": m["task"], "setting": label, "learning_rate": m["learning_rate"], "epochs": m["epochs"],
                      "n_train": m["n_train"], "init_from": m.get("init_from"), "precision": m["precision"],
@@ -75,6 +75,11 @@ def imported_runs(results: Path, label: str) -> list[dict]:
     if not runs:
         raise SystemExit(f"--from-run: no teacher/*/metrics.json under {results}")
     return runs
+
+
+def merged(runs: list[dict], run: dict) -> list[dict]:
+    """``runs`` with ``run`` replacing any earlier row of the same task and setting."""
+    return [r for r in runs if (r["task"], r["setting"]) != (run["task"], run["setting"])] + [run]
 
 
 def markdown(runs: list[dict], reference: Path | None, notes: list[str] = ()) -> str:
@@ -115,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     for text in args.from_run:
         results, _, label = text.partition(":")
         for run in imported_runs(Path(results), label):
-            report["runs"] = [r for r in report["runs"] if (r["task"], r["setting"]) != (run["task"], label)] + [run]
+            report["runs"] = merged(report["runs"], run)
     for text in args.setting:
         name, _, body = text.partition(":")
         run = run_setting(copy.deepcopy(base), args.task, name, json.loads(body), Path(args.results))
         print(json.dumps(run), flush=True)
-        report["runs"] = [r for r in report["runs"] if (r["task"], r["setting"]) != (args.task, name)] + [run]
+        report["runs"] = merged(report["runs"], run)
     report["notes"] = [*report.get("notes", []), *(n for n in args.note if n not in report.get("notes", []))]
     report["machine"] = {"cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                          "platform": platform.platform()}
