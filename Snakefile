@@ -39,6 +39,29 @@ include: "workflow/rules/measure.smk"
 include: "workflow/rules/report.smk"
 
 
+# Jobs of a few seconds (cutting an architecture's weights out of a supernet, tables, figures, the
+# README section) run where snakemake runs, never as cluster jobs: on SLURM each would wait for an
+# allocation and the executor's status polling, for less work than the wait.
+localrules:
+    all,
+    derive,
+    random_architecture,
+    transfer_architecture,
+    teacher_table,
+    search_table,
+    task_adaptivity,
+    searched_vs_random,
+    cost_table,
+    figures,
+    main_table,
+    efficiency_summary,
+    ablation_table,
+    transfer_table,
+    seed_table,
+    readme_section,
+    efficiency_table,
+
+
 rule all:
     default_target: True
     input:

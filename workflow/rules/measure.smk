@@ -179,6 +179,9 @@ if measure_combos() and MEASURE["repeat_check"]:
             " --second {input.second:q} --out-md {output.md:q} --out-csv {output.csv:q}"
             " > {log:q} 2>&1"
 
+    localrules:
+        repeatability_table,
+
 
 rule efficiency_table:
     """Compression, speedup vs BERT-base and the teacher, GFLOP/s and dev metrics of every student."""
