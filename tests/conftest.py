@@ -12,6 +12,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The end-to-end files (minutes each) are collected first: pytest runs on several workers (pytest-xdist,
+# one file per worker at a time, see addopts in pyproject.toml), so they start at once on separate
+# workers while the short tests fill the others, instead of ending the suite alone.
+LONG_FILES = ("test_workflow.py", "test_slurm.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))  # stable: file order kept otherwise
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_GLUE = REPO / "tests" / "data" / "glue"  # a few dozen real rows per split, always present
 SHARED_GLUE = REPO.parent / "shared" / "glue"  # the full local copy, where there is one
