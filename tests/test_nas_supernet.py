@@ -97,13 +97,39 @@ def test_single_path_and_mixed_agree_on_one_hot_sample(train):
     a, am, b, bm = _batch()
     ow, dw = _one_hot_sample(net, depth=2)
     single = net(a, am, b, bm, ow, dw, "single_path")
+    all_ops = net(a, am, b, bm, ow, dw, "all_ops")
     mixed = net(a, am, b, bm, ow, dw, "mixed")
-    assert single.computed_depth == 2 and sorted(single.depth_logits) == [1, 2]
+    assert single.computed_depth == all_ops.computed_depth == 2 and sorted(all_ops.depth_logits) == [1, 2]
     assert mixed.computed_depth == K_MAX and sorted(mixed.depth_logits) == [1, 2, 3]
-    for d in (1, 2):
-        torch.testing.assert_close(single.depth_logits[d], mixed.depth_logits[d], atol=1e-6, rtol=1e-5)
-    for i in range(3):
-        torch.testing.assert_close(single.layer_logits[i], mixed.layer_logits[i], atol=1e-6, rtol=1e-5)
+    for other in (all_ops, mixed):
+        for d in (1, 2):
+            torch.testing.assert_close(single.depth_logits[d], other.depth_logits[d], atol=1e-6, rtol=1e-5)
+        for i in range(3):
+            torch.testing.assert_close(single.layer_logits[i], other.layer_logits[i], atol=1e-6, rtol=1e-5)
+
+
+def test_all_ops_gives_every_op_a_gradient_single_path_only_the_sampled_one():
+    """The op weights' gradient: the same on the sampled ops; elsewhere zero in single path, while all-ops
+    execution tells every op (but ``none``, whose output is zero) how the loss would change with it."""
+    net = _net()
+    _warm_up(net)
+    net.train()
+    a, am, b, bm = _batch()
+    ow, dw = _one_hot_sample(net, depth=2)
+    grads = {}
+    for execution in ("single_path", "all_ops"):
+        torch.manual_seed(1)  # the same dropout masks
+        w = ow.clone().requires_grad_(True)
+        net(a, am, b, bm, w, dw, execution).depth_logits[2].square().sum().backward()
+        grads[execution] = w.grad
+    sampled = ow.bool()
+    torch.testing.assert_close(grads["all_ops"][sampled], grads["single_path"][sampled], atol=1e-6, rtol=1e-5)
+    assert (grads["single_path"][~sampled] == 0).all()
+    none = net.ops.index("none")
+    others = ~sampled
+    others[:, none] = False
+    assert (grads["all_ops"][others] != 0).all()
+    assert (grads["all_ops"][:, none] == 0).all()
 
 
 def test_single_path_runs_only_sampled_ops_and_cells():
@@ -119,6 +145,9 @@ def test_single_path_runs_only_sampled_ops_and_cells():
     chosen = [net.ops[int(i)] for i in ow.argmax(1)]
     expected = {(k, e, chosen[e]) for k in range(2) for e in range(9) if chosen[e] != "none"}
     assert set(calls) == expected and len(calls) == len(expected)
+    calls.clear()
+    net(a, am, b, bm, ow, dw, "all_ops")
+    assert len(calls) == 2 * 9 * len(net.ops) and {k for k, _, _ in calls} == {0, 1}
     calls.clear()
     net(a, am, b, bm, ow, dw, "mixed")
     assert len(calls) == K_MAX * 9 * len(net.ops)

@@ -25,7 +25,7 @@ from torch import nn
 from adabert.nas.genotype import cell_edges, edge_index
 from adabert.nas.ops import OPS, union_mask
 
-EXECUTIONS = ("single_path", "mixed")
+EXECUTIONS = ("single_path", "all_ops", "mixed")
 
 NodeTerms = Callable[[int, list[torch.Tensor], list[torch.Tensor]], Iterable[torch.Tensor]]
 
@@ -83,9 +83,12 @@ class SearchCell(nn.Module):
           runs, and its output is scaled by that weight entry (1.0 forward for a hard sample, but the
           straight-through gradient reaches alpha through it). Edges whose chosen weight is exactly
           zero, and the ``none`` op, are skipped: they add nothing.
-        * ``mixed`` (the authors' PyTorch code): every op runs and the edge is sum_o w_o * op(x).
-        For a one-hot sample both give the same forward value; ``mixed`` also back-propagates into
-        the ops that were not sampled.
+        * ``all_ops`` and ``mixed`` (the authors' PyTorch code): every op runs and the edge is
+          sum_o w_o * op(x) (the supernet decides how many cells run, see SuperNet).
+        For a one-hot sample both give the same forward value, but only with every op computed does
+        the gradient reach the weights of the ops that were not sampled: dL/dw_o = <dL/dedge, op_o(x)>
+        compares every op with the sampled one, while single path only says whether the sampled op's
+        output should be scaled up or down.
         """
         if execution not in EXECUTIONS:
             raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")

@@ -26,8 +26,9 @@ Linear(width, num_labels) per layer 0..k_max on tanh(layer mean), distilled from
 
 Execution (config ``search.execution``): "single_path" computes only cells 1..d* with
 d* = argmax(depth_weights) + 1 and only the sampled op per edge (GDAS-style: the sample is one-hot,
-so this gives the same forward value at a fraction of the cost); "mixed" computes every op of all
-k_max cells and every depth (the authors' PyTorch code, spec 7.1 item 6).
+so this gives the same forward value at a fraction of the cost); "all_ops" computes every op of the
+cells 1..d* (the authors' gradient on every op, at the sampled depth's cost); "mixed" computes every
+op of all k_max cells and every depth (the authors' PyTorch code, spec 7.1 item 6).
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ class SuperNet(nn.Module):
             raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         ma, mb = float_mask(a_mask), float_mask(b_mask)
         emb_a, emb_b = self.embed(a_ids, ma), self.embed(b_ids, mb)
-        if execution == "single_path":
+        if execution in ("single_path", "all_ops"):
             n_cells = int(torch.argmax(depth_weights)) + 1
         else:
             n_cells = self.k_max
