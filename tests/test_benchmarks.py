@@ -48,3 +48,20 @@ def test_teacher_sweep_imports_a_runs_teachers_as_rows(tmp_path):
                                                                           ("RTE", "B: a run", 65.34)]
     text = md.read_text()
     assert "61.4 / 65.3" in text and "pretrained" in text and text.count("a note") == 1
+
+
+def test_job_parallelism_benchmark_writes_its_report(tmp_path):
+    """Each layout runs its processes (one rate each) and the aggregate is their sum."""
+    out = tmp_path / "job_parallelism.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/job_parallelism.py"), "--out", str(out), "--glue-dir",
+         str(REPO / "tests/data/glue"), "--cores", "2", "--workloads", "search", "--search-steps", "1",
+         "--search-batch", "2", "--search-width", "8"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert [(r["layout"], len(r["rates"])) for r in report["results"]] == [("1x2", 1), ("1x1", 1), ("2x1", 2)]
+    for r in report["results"]:
+        assert r["aggregate"] == sum(r["rates"]) and all(rate > 0 for rate in r["rates"])
+    assert set(report["ratios"]["search"]) == {"2x1 / 1x2", "1x2 / 1x1 (thread scaling)"}

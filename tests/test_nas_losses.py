@@ -156,3 +156,29 @@ def test_single_path_imputes_uncomputed_depths():
     assert grad[2] == pytest.approx(grad[1]) and grad[3] == pytest.approx(grad[1])
     assert grad[0] != pytest.approx(grad[1])  # depth 1 was computed: its own loss
     assert float(parts["loss"].detach()) == pytest.approx(grad[1])
+
+
+def test_depth_lookahead_measures_the_next_depth_and_keeps_the_forward_value():
+    """With look-ahead 1 the cell after the sampled depth runs: its depth's loss is measured (not imputed
+    as the sampled depth's), the loss value is that of the sampled depth alone, and a fixed depth
+    computes nothing extra."""
+    torch.manual_seed(0)
+    net = SuperNet(40, 16, 12, 2, width=8, k_max=4, dropout=0.0).eval()
+    a, am, b, bm, labels, teacher, probes = _batch()
+    ow = F.one_hot(torch.arange(9) % len(OP_NAMES), len(OP_NAMES)).float()
+    grads, losses = {}, {}
+    for lookahead in (0, 1):
+        y = torch.tensor([1.0, 0.0, 0.0, 0.0], requires_grad=True)  # sampled depth 1
+        out = net(a, am, b, bm, ow, y, "single_path", lookahead)
+        assert out.computed_depth == 1 + lookahead and sorted(out.depth_logits) == list(range(1, 2 + lookahead))
+        parts = search_loss(out, labels, teacher, probes, COSTS, beta=0.0)
+        parts["loss"].backward()
+        grads[lookahead], losses[lookahead] = y.grad.tolist(), float(parts["loss"])
+    assert losses[1] == pytest.approx(losses[0])
+    assert grads[0][1] == pytest.approx(grads[0][0])  # imputed: "as good as depth 1"
+    assert grads[1][1] != pytest.approx(grads[1][0])  # measured: depth 2's own loss
+    assert grads[1][2] == pytest.approx(grads[1][1]) and grads[1][3] == pytest.approx(grads[1][1])
+    y = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    assert net(a, am, b, bm, ow, y, "single_path", 1).computed_depth == 4  # capped at k_max
+    fixed = SuperNet(40, 16, 12, 2, width=8, k_max=4, dropout=0.0, fixed_depth=2).eval()
+    assert fixed(a, am, b, bm, ow, fixed.fixed_depth_weights(), "single_path", 1).computed_depth == 2

@@ -193,3 +193,26 @@ def test_shipped_search_defaults_move_the_architecture_and_select_without_ties(m
     assert summary["best_dev_loss"] == min(losses) and rounds[summary["best_epoch"]]["dev_loss"] == min(losses)
     # the per-term gradient balance is logged for both architecture parameters
     assert rounds[-1]["grad_task_ops_norm"] > 0 and rounds[-1]["grad_efficiency_depth_norm"] > 0
+
+
+def test_gradient_balance_coherence_separates_a_steady_force_from_noise():
+    from adabert.nas.search import GradientBalance
+
+    balance = GradientBalance(["ops"])
+    g = torch.tensor([[0.3, -0.1], [0.2, 0.0]])
+    for _ in range(4):
+        balance.add_step({"ops": g}, {"ops": None})
+    steady = balance.summary()
+    assert steady["grad_steps"] == 4 and steady["grad_task_ops_coherence"] == pytest.approx(1.0)
+    assert steady["grad_task_ops_signal"] == pytest.approx(float(g.norm()))
+    balance.reset()
+    for sign in (1, -1, 1, -1):
+        balance.add_step({"ops": sign * g}, {"ops": 2 * g})
+    noisy = balance.summary()
+    assert noisy["grad_task_ops_coherence"] == pytest.approx(0.0)
+    assert noisy["grad_efficiency_ops_coherence"] == pytest.approx(1.0)
+    gen = torch.Generator().manual_seed(0)
+    balance.reset()
+    for _ in range(400):
+        balance.add_step({"ops": torch.randn(9, 10, generator=gen)}, {})
+    assert balance.summary()["grad_task_ops_coherence"] == pytest.approx(1 / 400 ** 0.5, rel=0.25)

@@ -54,6 +54,13 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     assert counts["measure_student_ablation"] == counts["random_architecture"]  # on measure.ablation_engines
     assert counts["measure_baseline"] == counts["baseline"]
     assert not {"measure_bert_base_repeat", "measure_student_repeat", "repeatability_table"} & set(counts)
+    # job_threads: 1: training jobs run one thread each (no "threads:" line in a dry run), measurement
+    # jobs keep measure.threads
+    blocks = {rule: [b for b in proc.stdout.split("\nrule ") if b.startswith(f"{rule}:")]
+              for rule in ("teacher", "search", "retrain", "baseline", "measure_student")}
+    for rule in ("teacher", "search", "retrain", "baseline"):
+        assert blocks[rule] and not any("threads:" in b for b in blocks[rule]), rule
+    assert blocks["measure_student"] and all("threads: 2" in b for b in blocks["measure_student"])
 
 
 def test_smoke_dag_plans_one_measurement_job_per_model_and_the_repeat_check(tmp_path):

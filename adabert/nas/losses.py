@@ -23,10 +23,11 @@ Efficiency (spec 3.3, TF code): L_E = (sum_d y_d d / k_max) * mean_e sum_o w[e, 
 sampled one-hots w, y, so both alpha_ops and alpha_depth get gradient (the PyTorch code gives alpha_depth
 none, spec 7.1 item 4).
 
-Single-path and all-ops execution only compute depths 1..d*. The straight-through gradient of y_d for d > d*
-would then see a task loss of 0 and favour deeper networks for free; we impute the missing per-depth
-task losses with the value (detached) of the deepest computed depth, i.e. "as good as the sampled depth".
-The forward value is unchanged (y_d = 0 there) and with "mixed" execution nothing is imputed.
+Single-path and all-ops execution only compute depths 1..d* (plus ``search.depth_lookahead`` more). The
+straight-through gradient of y_d for a depth that was not computed would then see a task loss of 0 and
+favour deeper networks for free; we impute the missing per-depth task losses with the value (detached)
+of the deepest computed depth, i.e. "as good as the deepest depth computed". The forward value is
+unchanged (y_d = 0 there) and with "mixed" execution nothing is imputed.
 """
 
 from __future__ import annotations

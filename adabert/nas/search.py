@@ -139,7 +139,8 @@ class GradientBalance:
 
     ``*_norm`` is the mean per-step gradient norm; ``*_signal`` the norm of the round's mean gradient,
     which is what Adam integrates: a small but constant-sign force (the efficiency term) can outrun a
-    larger noisy one whose steps cancel."""
+    larger noisy one whose steps cancel. ``*_coherence`` = signal / norm: 1 for a force that points the
+    same way every step, about 1 / sqrt(grad_steps) for zero-mean noise (the steps of the round)."""
 
     def __init__(self, names: list[str]):
         self.names = names
@@ -167,20 +168,22 @@ class GradientBalance:
     def summary(self) -> dict[str, float]:
         n = max(self.count, 1)
         out = {}
+        out = {"grad_steps": self.count} if self.count else {}
         for key in sorted(self.sums):
             out[f"grad_{key}_norm"] = self.norms[key] / n
             out[f"grad_{key}_signal"] = float((self.sums[key] / n).norm())
+            out[f"grad_{key}_coherence"] = out[f"grad_{key}_signal"] / out[f"grad_{key}_norm"] if self.norms[key] else 0.0
         return out
 
 
 def search_step(net: SuperNet, batch: dict[str, torch.Tensor], tau: float, costs: torch.Tensor, lcfg: dict,
                 opt: Optimisers, execution: str, update_arch: bool = True,
-                balance: GradientBalance | None = None) -> dict[str, float]:
+                balance: GradientBalance | None = None, lookahead: int = 0) -> dict[str, float]:
     """One search step: Gumbel samples, forward, the search loss, backward, clipping, the weight step and
     (unless in the weight-only warm-up) the architecture step."""
     op_w, depth_w = net.sample_arch(tau)
     out = net(batch["a_input_ids"], batch["a_attention_mask"], batch["b_input_ids"], batch["b_attention_mask"],
-              op_w, depth_w, execution)
+              op_w, depth_w, execution, lookahead)
     parts = search_loss(out, batch["labels"], batch["teacher_logits"], batch["teacher_probe_logits"], costs,
                         gamma=lcfg["gamma"], beta=lcfg["beta"], temperature=lcfg["temperature"], kd=lcfg["kd"])
     opt.w_opt.zero_grad(set_to_none=True)
@@ -278,7 +281,8 @@ def search_round(net: SuperNet, train: dict[str, torch.Tensor], batches: Iterato
     for step in bar:
         idx = next(batches)
         values = search_step(net, trim({k: v[idx] for k, v in train.items()}), schedule.tau(step), costs, lcfg,
-                             opt, scfg["execution"], update_arch=schedule.updates_arch(step), balance=balance)
+                             opt, scfg["execution"], update_arch=schedule.updates_arch(step), balance=balance,
+                             lookahead=scfg["depth_lookahead"])
         if not math.isfinite(values["loss"]):
             raise AdabertError(f"{label}: non-finite loss at step {step} (diverged)")
         for k in LOSS_KEYS:

@@ -193,13 +193,19 @@ class SuperNet(nn.Module):
         op_weights: torch.Tensor,
         depth_weights: torch.Tensor,
         execution: str = "single_path",
+        lookahead: int = 0,
     ) -> SuperNetOutput:
+        """``lookahead`` (single path / all ops, searched depth only): also compute that many cells past
+        the sampled depth d*, whose depth logits then enter the loss with their one-hot weight 0 (the
+        forward value is unchanged) and give alpha_depth a measured loss for d* + 1, ... instead of an
+        imputed one."""
         if execution not in EXECUTIONS:
             raise ValueError(f"execution must be one of {EXECUTIONS}, got {execution!r}")
         ma, mb = float_mask(a_mask), float_mask(b_mask)
         emb_a, emb_b = self.embed(a_ids, ma), self.embed(b_ids, mb)
         if execution in ("single_path", "all_ops"):
-            n_cells = int(torch.argmax(depth_weights)) + 1
+            extra = lookahead if self.fixed_depth is None else 0
+            n_cells = min(int(torch.argmax(depth_weights)) + 1 + extra, self.k_max)
         else:
             n_cells = self.k_max
 

@@ -17,7 +17,7 @@ rule augment:
         "results/benchmarks/augment/{task}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=8000,
         runtime=120,

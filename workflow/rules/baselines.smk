@@ -17,7 +17,7 @@ rule baseline:
         kind="bilstm|truncated",
     conda:
         ENV
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=6000,
         runtime=120,

@@ -11,6 +11,8 @@ import shutil
 adabert_config.check(config)
 
 TASKS = list(config["tasks"])
+# Threads of a training job; Snakemake caps them at --cores (config job_threads, null = every core).
+JOB_THREADS = config["job_threads"] or workflow.cores
 SEEDS = list(config["seeds"])
 VARIANTS = list(config["variants"])
 MAIN = config["main_variant"]

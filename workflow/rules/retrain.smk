@@ -19,7 +19,7 @@ rule retrain:
         variant=STUDENT_VARIANT,
     conda:
         ENV
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=6000,
         runtime=120,

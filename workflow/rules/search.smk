@@ -13,7 +13,7 @@ rule search:
         "results/benchmarks/search/{variant}/{task}/seed{seed}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=8000,
         runtime=240,

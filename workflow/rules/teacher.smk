@@ -13,7 +13,7 @@ rule teacher:
         "results/benchmarks/teacher/{task}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=8000,
         runtime=120,
@@ -42,7 +42,7 @@ rule probes:
         "results/benchmarks/probes/{task}.tsv"
     conda:
         ENV
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=8000,
         runtime=60,
