@@ -107,6 +107,9 @@ def test_efficiency_summary_speedups_are_seed_means_of_matched_ratios():
     assert df.loc["AdaBERT", "torch_speedup_vs_bert"] == 150.0 and df.loc["AdaBERT", "n_seeds"] == 2
     assert df.loc["AdaBERT", "onnxruntime_speedup_vs_bert"] == 150.0
     assert df.loc["AdaBERT", "int8_vs_ort_fp32"] == 0.5 and df.loc["AdaBERT", "dev"] == 81.0
+    # ORT fp32 / torch from the same seed-mean throughputs: 3000 / 1500; no ORT row, no ratio
+    assert df.loc["AdaBERT", "ort_fp32_vs_torch"] == 2.0 and df.loc["BERT-base", "ort_fp32_vs_torch"] == 2.0
+    assert pd.isna(df.loc["BiLSTM-SOFT", "ort_fp32_vs_torch"])
     assert df.loc["AdaBERT", "compression_vs_bert"] == pytest.approx(110.0 / 6.0)
     assert df.loc["Teacher", "torch_speedup_vs_bert"] == 5.0 and df.loc["Teacher", "dev"] == 85.0
     assert df.loc["BERT-base", "torch_speedup_vs_bert"] == 1.0

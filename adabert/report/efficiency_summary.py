@@ -9,8 +9,8 @@ else the largest measured shape. Numbers of students are means over seeds, per t
   device, model) for BERT-base, the teacher, the main AdaBERT variant and the baselines: parameters,
   compression, and per engine the throughput and the speedup over BERT-base (a student's: the mean
   over seeds of the efficiency table's speedups, each against a BERT-base measured with the same
-  engine, device, shape, threads and machine), the int8 / ORT fp32 throughput ratio and the int8 dev
-  drop, the dev metric and its split.
+  engine, device, shape, threads and machine), the ORT fp32 / PyTorch and int8 / ORT fp32 throughput
+  ratios, the int8 dev drop, the dev metric and its split.
 * ``paper/tables/efficiency_per_task.{md,tex,csv}`` (:func:`build_per_task_table`): the paper's layout,
   task x {params, speedup over BERT-base (PyTorch), dev metric} for the teacher, AdaBERT and each
   baseline (CSV: one row per task and model).
@@ -130,10 +130,12 @@ def build_efficiency_summary(rows: pd.DataFrame, refs: pd.DataFrame, main_varian
             row["compression_vs_bert"] = bert_params / row["params_M"] if bert_params else None
             fp32, int8 = row.get("onnxruntime_samples_per_s"), row.get("onnxruntime-int8_samples_per_s")
             row["int8_vs_ort_fp32"] = int8 / fp32 if fp32 and int8 else None
+            torch_rate = row.get("torch_samples_per_s")
+            row["ort_fp32_vs_torch"] = fp32 / torch_rate if fp32 and torch_rate else None
             out.append(row)
     columns = ["task", "device", "model", "metric", "split", "n_seeds", "params_M", "compression_vs_bert",
                *[f"{e}_{k}" for e in ENGINES for k in ("samples_per_s", "speedup_vs_bert")],
-               "int8_vs_ort_fp32", "int8_drop", "dev"]
+               "ort_fp32_vs_torch", "int8_vs_ort_fp32", "int8_drop", "dev"]
     return pd.DataFrame(out, columns=columns), shape
 
 
@@ -194,7 +196,8 @@ def write_efficiency_summary(efficiency_csv: Path, main_variant: str, out_stem: 
         f"Throughput in samples/s at {shape_text}; speedup = BERT-base latency / model latency with the same "
         "engine, device, shape and threads, measured in this run (BERT-base: architecture only unless "
         "measure.bert_base_weights is set); students: the mean over seeds of the efficiency table's speedups.",
-        "AdaBERT and the baselines: means over seeds, per task; params_M includes embeddings; int8_vs_ort_fp32 = "
+        "AdaBERT and the baselines: means over seeds, per task; params_M includes embeddings; ort_fp32_vs_torch = "
+        "ONNX Runtime fp32 / PyTorch throughput (below 1: ONNX Runtime is slower for that model); int8_vs_ort_fp32 = "
         "ONNX Runtime int8 / fp32 throughput; int8_drop = dev points lost by int8 (export stage); dev = dev "
         "metric (percent points) on the task's main split (the CSV's split column names it).",
         "Empty cells: that engine or device was not measured for that model (e.g. random architectures: torch only).",
