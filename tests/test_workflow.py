@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import n_rows
 from recompute import (check_derived_genotype, check_predictions_file, check_teacher_metrics,
                        student_reproduces_its_predictions)
@@ -61,6 +62,13 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     for rule in ("teacher", "search", "retrain", "baseline"):
         assert blocks[rule] and not any("threads:" in b for b in blocks[rule]), rule
     assert blocks["measure_student"] and all("threads: 2" in b for b in blocks["measure_student"])
+    # a timing job holds the whole cpu_bench resource (capacity 100 in profiles/default), a training job one
+    # unit, so no training job runs beside a measurement
+    for rule in ("teacher", "search", "retrain", "baseline"):
+        assert all(re.search(r"resources: .*\bcpu_bench=1\b", b) for b in blocks[rule]), rule
+    assert all(re.search(r"resources: .*\bcpu_bench=100\b", b) for b in blocks["measure_student"])
+    profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
+    assert profile["resources"]["cpu_bench"] == 100
 
 
 def test_smoke_dag_plans_one_measurement_job_per_model_and_the_repeat_check(tmp_path):
@@ -134,9 +142,9 @@ def test_lint_and_format():
 
 
 # The smoke jobs are start-up bound (imports, ONNX export): one thread each lets two run at once on two
-# cores, and two measurement jobs may overlap (the smoke run asserts no timing). The whole run took
+# cores, and two measurement jobs (100 cpu_bench units each) may overlap (the smoke run asserts no timing). The whole run took
 # 9:54 with two threads per training job and one measurement at a time, 5:57 with one thread per job.
-SMOKE = ("all", "--cores", "2", "--max-threads", "1", "--resources", "cpu_bench=2",
+SMOKE = ("all", "--cores", "2", "--max-threads", "1", "--resources", "cpu_bench=200",
          "--configfile", str(REPO / ".test/config.yaml"))
 # what the kill/resume test reruns: the main stages up to the retrained students
 MAIN_TARGETS = ("results/tables/teacher.md", "results/tables/search.md",

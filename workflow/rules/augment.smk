@@ -22,6 +22,7 @@ rule augment:
         mem_mb=8000,
         runtime=120,
         gpu=GPU,
+        cpu_bench=1,
     params:
         cfg=stage_config("augment"),
         data=in_folder("meta"),

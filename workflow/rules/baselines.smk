@@ -22,6 +22,7 @@ rule baseline:
         mem_mb=6000,
         runtime=120,
         gpu=GPU,
+        cpu_bench=1,
     params:
         cfg=stage_config("baseline"),
         data=in_folder("meta"),
@@ -54,7 +55,7 @@ if measure_combos():
         resources:
             mem_mb=6000,
             runtime=measure_runtime(10),
-            cpu_bench=1,
+            cpu_bench=BENCH_UNITS,
             gpu=measure_gpu(),
         params:
             model=in_folder("metrics"),

@@ -13,6 +13,9 @@ adabert_config.check(config)
 TASKS = list(config["tasks"])
 # Threads of a training job; Snakemake caps them at --cores (config job_threads, null = every core).
 JOB_THREADS = config["job_threads"] or workflow.cores
+# A timing job runs alone: it holds all BENCH_UNITS units of the cpu_bench resource (its capacity in
+# profiles/default), every training job one unit, so no training job or other timing job runs beside it.
+BENCH_UNITS = 100
 SEEDS = list(config["seeds"])
 VARIANTS = list(config["variants"])
 MAIN = config["main_variant"]

@@ -1,6 +1,6 @@
 # Speed/size measurements, one job per model: a single `python -m adabert measure` process loads the
 # model once, exports its ONNX graphs once and measures all its engines, devices and shapes (one JSON
-# each, MEASURE_NAME). Every measurement job asks for the cpu_bench resource, so no two overlap.
+# each, MEASURE_NAME). Every measurement job holds the whole cpu_bench resource, so it runs alone (common.smk).
 # The repeatability check (measure.repeat_check) measures BERT-base and one student a second time.
 
 
@@ -25,7 +25,7 @@ if measure_combos():
         resources:
             mem_mb=4000,
             runtime=measure_runtime(5),
-            cpu_bench=1,
+            cpu_bench=BENCH_UNITS,
             gpu=measure_gpu(),
         params:
             model=in_folder("model"),
@@ -57,7 +57,7 @@ if measure_combos():
         resources:
             mem_mb=6000,
             runtime=measure_runtime(15),
-            cpu_bench=1,
+            cpu_bench=BENCH_UNITS,
             gpu=measure_gpu(),
         params:
             model=in_folder("teacher"),
@@ -86,7 +86,7 @@ if measure_combos():
         resources:
             mem_mb=8000,
             runtime=measure_runtime(30),
-            cpu_bench=1,
+            cpu_bench=BENCH_UNITS,
             gpu=measure_gpu(),
         params:
             model=BERT_BASE_MODEL,
@@ -125,7 +125,7 @@ if measure_combos(MEASURE["ablation_engines"]):
         resources:
             mem_mb=4000,
             runtime=measure_runtime(5, MEASURE["ablation_engines"]),
-            cpu_bench=1,
+            cpu_bench=BENCH_UNITS,
             gpu=measure_gpu(MEASURE["ablation_engines"]),
         params:
             model=in_folder("model"),

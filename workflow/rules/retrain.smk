@@ -24,6 +24,7 @@ rule retrain:
         mem_mb=6000,
         runtime=120,
         gpu=GPU,
+        cpu_bench=1,
     params:
         cfg=retrain_config,
         data=in_folder("meta"),

@@ -18,6 +18,7 @@ rule search:
         mem_mb=8000,
         runtime=240,
         gpu=GPU,
+        cpu_bench=1,
     params:
         cfg=stage_config("search"),
         data=in_folder("meta"),

@@ -18,6 +18,7 @@ rule teacher:
         mem_mb=8000,
         runtime=120,
         gpu=GPU,
+        cpu_bench=1,
     params:
         cfg=stage_config("teacher"),
         data=in_folder("meta"),
@@ -47,6 +48,7 @@ rule probes:
         mem_mb=8000,
         runtime=60,
         gpu=GPU,
+        cpu_bench=1,
     params:
         cfg=stage_config("probes"),
         data=in_folder("meta"),
