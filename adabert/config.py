@@ -94,6 +94,11 @@ def check(cfg: dict) -> dict:
                     raise AdabertError(f"variant {name!r}: {exc}") from None
         _check_subset(f"variants.{name}.tasks", override.get("tasks"), cfg["tasks"], "tasks")
         _check_subset(f"variants.{name}.seeds", override.get("seeds"), cfg["seeds"], "seeds")
+        if isinstance(override.get("augment"), list):
+            extra = [t for t in override["augment"] if t not in variant_tasks(cfg, name)]
+            if extra:
+                raise AdabertError(f"config key 'variants.{name}.augment': {extra} are not tasks this variant "
+                                   f"runs on ({variant_tasks(cfg, name)})")
         depth = {**cfg["search"], **override.get("search", {})}
         if depth.get("fixed_depth") and depth["fixed_depth"] > depth["k_max"]:
             raise AdabertError(f"config key 'variants.{name}.search.fixed_depth': {depth['fixed_depth']} exceeds "
@@ -139,6 +144,18 @@ def variant_tasks(cfg: dict, variant: str) -> list:
     """Tasks a variant runs on (its own list, else every task), in the order of the top-level list."""
     own = cfg["variants"][variant].get("tasks")
     return [t for t in cfg["tasks"] if own is None or t in own]
+
+
+def augmented_tasks(cfg: dict, variant: str) -> list:
+    """Tasks on which a variant searches and retrains on augmented data (``variants.<v>.augment``: true =
+    all of its tasks, a list = those). ``random`` and ``from-<task>`` runs follow the main variant."""
+    if variant == RANDOM_VARIANT or variant.startswith(TRANSFER_PREFIX):
+        variant = cfg["main_variant"]
+    setting = cfg["variants"][variant].get("augment", False)
+    tasks = variant_tasks(cfg, variant)
+    if isinstance(setting, list):
+        return [t for t in tasks if t in setting]
+    return tasks if setting else []
 
 
 def variant_seeds(cfg: dict, variant: str) -> list:
@@ -261,7 +278,7 @@ def stage_config(cfg: dict, stage: str, task: str | None = None, variant: str | 
             out["custom_tasks"] = {}
     if variant is not None:
         out["variant"] = variant
-        if cfg["variants"][variant].get("augment"):
+        if task is not None and task in augmented_tasks(cfg, variant):
             out["augmented"] = True  # the stage reads the augment stage's folders
     return out
 

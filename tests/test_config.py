@@ -144,3 +144,19 @@ def test_cli_reports_bad_config_without_traceback(tmp_path):
     assert "error: invalid configuration" in proc.stderr and "loss.beta" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_augmentation_per_task_follows_the_main_variant_for_random_and_transfer_runs():
+    cfg = config.resolve({"tasks": ["CoLA", "SST-2", "MRPC"], "variants": {
+        "main": {"augment": ["CoLA"]}, "all": {"tasks": ["SST-2", "MRPC"], "augment": True}, "plain": {}}})
+    assert config.augmented_tasks(cfg, "main") == ["CoLA"]
+    assert config.augmented_tasks(cfg, "all") == ["SST-2", "MRPC"] and config.augmented_tasks(cfg, "plain") == []
+    assert config.augmented_tasks(cfg, "random") == config.augmented_tasks(cfg, "from-SST-2") == ["CoLA"]
+    assert config.stage_config(cfg, "search", "CoLA", "main")["augmented"] is True
+    assert "augmented" not in config.stage_config(cfg, "search", "MRPC", "main")
+    assert config.retrain_config(cfg, "CoLA", "random")["augmented"] is True
+    with pytest.raises(AdabertError, match=r"'variants.all.augment': \['CoLA'\] are not tasks this variant runs on"):
+        config.resolve({"tasks": ["CoLA", "SST-2"], "variants": {"main": {}, "all": {"tasks": ["SST-2"],
+                                                                                      "augment": ["CoLA"]}}})
+    with pytest.raises(AdabertError, match="augment"):
+        config.resolve({"variants": {"main": {"augment": "CoLA"}}})

@@ -42,7 +42,17 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 9
     assert counts["search"] == counts["derive"] == 18  # the main setting only: 9 tasks x 2 seeds
-    assert "augment" not in counts and "ablation_table" not in counts and "transfer_table" not in counts
+    assert "ablation_table" not in counts and "transfer_table" not in counts
+    # augmented data on CoLA only (variants.main.augment: [CoLA]): its searches and retrains, the random
+    # architectures' included, read the augment stage's folders; the other tasks the distillation set
+    assert counts["augment"] == 1
+    assert "--data results/augment/CoLA/data --teacher results/augment/CoLA/teacher" in proc.stdout
+    searches = [b for b in proc.stdout.split("\nrule ") if b.startswith("search:")]
+    for block in searches:
+        task = re.search(r"--task (\S+)", block).group(1)
+        assert ("--data results/augment/" in block) == (task == "CoLA"), task
+    random_cola = [b for b in proc.stdout.split("\nrule ") if b.startswith("retrain:") and "random/CoLA" in b]
+    assert len(random_cola) == 5 and all("--data results/augment/CoLA/data" in b for b in random_cola)
     # searched students + 5 random architectures on each task but WNLI, weighted from the main supernet
     assert counts["random_architecture"] == 40 and counts["retrain"] == 18 + 40
     assert "--search results/search/main/RTE/seed0" in proc.stdout
@@ -97,7 +107,7 @@ def test_studies_config_adds_seeded_ablations_and_transfer(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     counts = job_counts(proc.stdout)
     assert counts["search"] == 18 + 7 * 2 * 2  # + 7 ablations x 2 tasks x 2 seeds (effects need a seed spread)
-    assert counts["augment"] == 2  # the augmented ablation's two tasks
+    assert counts["augment"] == 3  # the augmented ablation's two tasks and the main setting's CoLA
     assert counts["retrain"] == 18 + 28 + 40 + 9  # + the 3 x 3 transfer matrix
     for table in ("ablation_table", "transfer_table"):
         assert counts[table] == 1, table

@@ -27,8 +27,9 @@ def describe(override: dict) -> str:
     for section in ("search", "loss", "retrain"):
         for key, value in sorted((override.get(section) or {}).items()):
             parts.append(f"{section}.{key}={json.dumps(value) if not isinstance(value, str) else value}")
-    if override.get("augment"):
-        parts.append("augmented data")
+    augment = override.get("augment")
+    if augment:
+        parts.append("augmented data" + (f" ({', '.join(augment)})" if isinstance(augment, list) else ""))
     return ", ".join(parts) or "(main setting)"
 
 

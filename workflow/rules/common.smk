@@ -22,12 +22,6 @@ MAIN = config["main_variant"]
 ABLATIONS = [v for v in VARIANTS if v != MAIN]
 # Every (variant, task, seed) searched, derived and retrained; ablations may run on fewer tasks/seeds.
 RUNS = adabert_config.variant_runs(config)
-AUGMENTED = [v for v in VARIANTS if config["variants"][v]["augment"]]
-AUGMENT_TASKS = [
-    t
-    for t in TASKS
-    if any(t in adabert_config.variant_tasks(config, v) for v in AUGMENTED)
-]
 # Baselines (BiLSTM-SOFT, truncated teacher + KD) on their seeds; random architectures per task.
 BASELINES = [k for k in ("bilstm", "truncated") if config["baselines"][k]["enabled"]]
 BASELINE_SEEDS = config["baselines"]["seeds"] or SEEDS
@@ -118,13 +112,11 @@ def out_stem(wildcards, output):
     return os.path.splitext(output.md)[0]
 
 
-def is_augmented(wildcards):
-    return wildcards.variant in AUGMENTED
-
-
 def teacher_inputs(wildcards):
-    """Data/teacher/probe folders of a run: the augment stage's copies for an augmented variant."""
-    if wildcards.get("variant") in AUGMENTED:
+    """Data/teacher/probe folders of a run: the augment stage's copies where its variant augments the task
+    (random architectures and transfer runs: where the main variant does)."""
+    variant = wildcards.get("variant")
+    if variant and wildcards.task in adabert_config.augmented_tasks(config, variant):
         root = f"results/augment/{wildcards.task}"
         return {
             "meta": f"{root}/data/meta.json",
