@@ -173,7 +173,7 @@ def test_depth_lookahead_measures_the_next_depth_and_keeps_the_forward_value():
         assert out.computed_depth == 1 + lookahead and sorted(out.depth_logits) == list(range(1, 2 + lookahead))
         parts = search_loss(out, labels, teacher, probes, COSTS, beta=0.0)
         parts["loss"].backward()
-        grads[lookahead], losses[lookahead] = y.grad.tolist(), float(parts["loss"])
+        grads[lookahead], losses[lookahead] = y.grad.tolist(), float(parts["loss"].detach())
     assert losses[1] == pytest.approx(losses[0])
     assert grads[0][1] == pytest.approx(grads[0][0])  # imputed: "as good as depth 1"
     assert grads[1][1] != pytest.approx(grads[1][0])  # measured: depth 2's own loss
