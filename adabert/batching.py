@@ -57,6 +57,14 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, steps:
         yield order[begin:begin + batch_size]
 
 
+def row_lengths(data: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per row, the length :func:`trim` keeps for it: the longest of its attention masks (``[N]``)."""
+    masks = [data[k].sum(1) for k in MASK_KEYS if k in data]
+    if not masks:
+        raise AdabertError(f"row lengths need an attention mask ({', '.join(MASK_KEYS)}); the split has {sorted(data)}")
+    return torch.stack(masks).amax(0)
+
+
 def length_grouped_batches(lengths: torch.Tensor, chunk_batches: int = 50):
     """An ``order`` for :class:`adabert.training.Recipe`: batches of rows of similar length.
 

@@ -17,7 +17,8 @@ the temperature T from the ``loss`` section (so an ablation variant's loss setti
 The objective is :mod:`adabert.distill`'s, the same as the search's.
 
 The loop is :func:`adabert.training.fit`: AdamW (no decay on biases, norms, embeddings and attention
-logits), cosine learning-rate decay to 0, batches trimmed to their longest sentence. After every epoch
+logits), cosine learning-rate decay to 0, batches trimmed to their longest sentence (``retrain.length_grouped``:
+batches of rows of similar length), at most ``retrain.max_steps`` steps. After every epoch
 the student is evaluated on every eval split; the best epoch on the main split (ties keep the earlier)
 is saved.
 
@@ -39,7 +40,8 @@ import torch
 from torch import nn
 
 from adabert import artifacts, io, training
-from adabert.batching import STUDENT_INPUTS, sequential_outputs, trim
+from adabert.batching import (STUDENT_INPUTS, length_grouped_batches, row_lengths, sequential_outputs,
+                              shuffled_batches, trim)
 from adabert.distill import Objective, kd_loss
 from adabert.errors import AdabertError
 from adabert.models import load_tokenizer
@@ -154,7 +156,9 @@ def _summary(task: str, variant: str, seed: int, run_seed: int, data: artifacts.
         "params_without_embeddings": student.num_parameters(include_embeddings=False),
         "n_train": n_train, "n_eval": {s: int(t["labels"].shape[0]) for s, t in evals.items()},
         "train_time_s": train_time,
-        "train_examples_per_s": n_train * record["epochs"] / train_time if train_time > 0 else None,
+        "train_examples_per_s": record["examples_seen"] / train_time if train_time > 0 else None,
+        "steps": record["steps"], "max_steps": record["max_steps"], "passes": record["passes"],
+        "length_grouped": bool(rcfg.get("length_grouped", False)),
         "total_time_s": None, "splits": data.provenance, "derive_dir": str(derive_dir),
         "threads": torch.get_num_threads(), "device": device.type, "precision": record["precision"],
     }
@@ -199,9 +203,10 @@ def run_retrain(
     student.to(device)
     heads.to(device)
     batch_size = int(rcfg["batch_size"])
+    order = length_grouped_batches(row_lengths(train)) if rcfg.get("length_grouped") else shuffled_batches
     recipe = training.Recipe(epochs=int(rcfg["epochs"]), batch_size=batch_size,
                              learning_rate=float(rcfg["learning_rate"]), weight_decay=float(rcfg["weight_decay"]),
-                             seed=run_seed)
+                             seed=run_seed, order=order, max_steps=rcfg.get("max_steps"))
     record = training.fit(student, train=train, evals=evals, spec=data.spec, main_split=data.main_split,
                           step=retrain_step(kd, gamma, temperature, data.regression, heads),
                           predict=lambda m, split: predict_logits(m, split, 2 * batch_size), recipe=recipe,

@@ -1,6 +1,7 @@
 """The one training loop: the teacher, retrain and the baselines train through :func:`fit`.
 
-:func:`fit` runs AdamW over ``epochs`` (a fractional last epoch takes its share of batches) with a
+:func:`fit` runs AdamW over ``epochs`` (a fractional last epoch takes its share of batches; ``max_steps``
+caps the total, spread evenly over the rounds, the batches running on across round boundaries) with a
 learning-rate schedule (``cosine``: linear warm-up over ``warmup_ratio`` of the steps, then cosine decay
 to 0; ``linear``: the same warm-up, then linear decay to 0, as transformers' fine-tuning recipe),
 optional gradient-norm clipping, a seeded shuffle (the ``order`` hook replaces it, e.g. for
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import logging
 import math
 import resource
@@ -57,6 +59,7 @@ class Recipe:
     seed: int = 0
     precision: str = "fp32"
     order: Order = field(default=shuffled_batches)
+    max_steps: int | None = None
 
 
 def _student_no_decay(name: str, param: nn.Parameter) -> bool:
@@ -124,6 +127,25 @@ def epoch_steps(n: int, batch_size: int, epochs: float) -> list[int]:
     return steps
 
 
+def round_steps(n: int, batch_size: int, epochs: float, max_steps: int | None = None) -> list[int]:
+    """Optimiser steps of each round: :func:`epoch_steps`, or, when their total exceeds ``max_steps``,
+    ``max_steps`` spread evenly over as many rounds (the earlier rounds take the remainder)."""
+    steps = epoch_steps(n, batch_size, epochs)
+    if max_steps is None or sum(steps) <= max_steps:
+        return steps
+    if max_steps < 1:
+        raise AdabertError(f"max_steps must be >= 1, got {max_steps}")
+    rounds = min(len(steps), max_steps)
+    base, extra = divmod(max_steps, rounds)
+    return [base + (1 if i < extra else 0) for i in range(rounds)]
+
+
+def batch_stream(recipe: Recipe, n: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless index batches: pass after pass of ``recipe.order`` (a round may end inside a pass)."""
+    while True:
+        yield from recipe.order(n, recipe.batch_size, generator, None)
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process in MB."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -178,18 +200,18 @@ def _evaluate(model: nn.Module, evals: dict, spec: tasks_mod.TaskSpec, predict: 
     return logits, {s: metrics_mod.compute(spec, logits[s], evals[s]["labels"]) for s in evals}
 
 
-def _train_epoch(model: nn.Module, modules: list[nn.Module], train: dict, step: Step, n_steps: int,
-                 opt, sched, generator: torch.Generator, recipe: Recipe, device: torch.device, bar, label: str,
+def _train_epoch(model: nn.Module, modules: list[nn.Module], train: dict, step: Step, batches: Iterator[torch.Tensor],
+                 opt, sched, recipe: Recipe, device: torch.device, bar, label: str,
                  epoch: int, precision: str, scaler) -> tuple[dict[str, float], int]:
-    """One epoch of optimiser steps; the summed loss components (weighted by batch size) and rows seen.
-    ``scaler``: a gradient scaler (enabled for fp16 only; a disabled one passes every call through)."""
+    """One round of optimiser steps (the ``batches`` given); the summed loss components (weighted by batch
+    size) and rows seen. ``scaler``: a gradient scaler (enabled for fp16 only; a disabled one passes every
+    call through)."""
     for m in modules:
         m.train()
     params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    n = int(train["labels"].shape[0])
     sums: dict[str, float] = {}
     seen = 0
-    for idx in recipe.order(n, recipe.batch_size, generator, n_steps):
+    for idx in batches:
         batch = {k: v[idx].to(device) for k, v in train.items()}
         with autocast(precision, device):
             parts = step(model, batch)
@@ -225,20 +247,21 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     row order) of an eval split in eval mode. ``groups``: the optimiser's parameter groups (default
     :func:`param_groups` of the model and ``extra_modules``, e.g. auxiliary heads trained along).
     The record: ``best_epoch``, ``main_value``, ``eval`` (metrics of the best epoch), ``logits`` (its
-    eval logits), ``history``, ``train_time_s``, ``epochs``, ``examples_seen``, ``steps``, ``peak_rss_mb``.
+    eval logits), ``history``, ``train_time_s``, ``epochs``, ``examples_seen``, ``steps``, ``max_steps``,
+    ``passes`` (examples seen / training rows), ``peak_rss_mb``.
     """
     n_train = int(train["labels"].shape[0])
     if n_train == 0:
         raise AdabertError(f"{label}: no training examples")
     if recipe.schedule not in SCHEDULES:
         raise AdabertError(f"{label}: schedule must be one of {sorted(SCHEDULES)}, got {recipe.schedule!r}")
-    steps = epoch_steps(n_train, recipe.batch_size, float(recipe.epochs))
+    steps = round_steps(n_train, recipe.batch_size, float(recipe.epochs), recipe.max_steps)
     total = sum(steps)
     modules = [model, *extra_modules]
     opt = torch.optim.AdamW(groups or param_groups(modules, recipe.weight_decay), lr=recipe.learning_rate)
     factor = SCHEDULES[recipe.schedule](max(1, total), round(recipe.warmup_ratio * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    generator = torch.Generator().manual_seed(int(recipe.seed))
+    stream = batch_stream(recipe, n_train, torch.Generator().manual_seed(int(recipe.seed)))
     precision = resolve_precision(recipe.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
@@ -246,8 +269,8 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     with tqdm(total=total, desc=label, mininterval=2.0, disable=None) as bar:
         for epoch, n_steps in enumerate(steps):
             t0 = time.perf_counter()
-            sums, count = _train_epoch(model, modules, train, step, n_steps, opt, sched, generator, recipe, device,
-                                       bar, label, epoch, precision, scaler)
+            sums, count = _train_epoch(model, modules, train, step, itertools.islice(stream, n_steps), opt, sched,
+                                       recipe, device, bar, label, epoch, precision, scaler)
             epoch_time = time.perf_counter() - t0
             train_time, seen = train_time + epoch_time, seen + count
             logits, eval_metrics = _evaluate(model, evals, spec, predict)
@@ -262,4 +285,4 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     model.cpu().eval()
     return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"], "logits": best["logits"],
             "history": history, "train_time_s": train_time, "epochs": recipe.epochs, "examples_seen": seen,
-            "steps": total, "peak_rss_mb": peak_rss_mb(), "precision": precision}
+            "steps": total, "max_steps": recipe.max_steps, "passes": seen / n_train, "peak_rss_mb": peak_rss_mb(), "precision": precision}

@@ -65,3 +65,22 @@ def test_job_parallelism_benchmark_writes_its_report(tmp_path):
     for r in report["results"]:
         assert r["aggregate"] == sum(r["rates"]) and all(rate > 0 for rate in r["rates"])
     assert set(report["ratios"]["search"]) == {"2x1 / 1x2", "1x2 / 1x1 (thread scaling)"}
+
+
+def test_retrain_throughput_benchmark_times_both_orders(mrpc_small, tmp_path):
+    """Each depth gets a shuffled and a length-grouped arm on the prepared split; grouping never pads more."""
+    out = tmp_path / "retrain_throughput.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/retrain_throughput.py"), "--data", str(mrpc_small["data_dir"]),
+         "--depths", "1", "2", "--steps", "2", "--warmup", "1", "--batch-size", "8", "--width", "16",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert [(r["depth"], r["order"]) for r in report["rows"]] == [
+        (1, "shuffled"), (1, "length_grouped"), (2, "shuffled"), (2, "length_grouped")]
+    assert report["task"] == "MRPC" and report["n_train"] == 128 and report["threads"] == 1
+    for shuffled, grouped in zip(report["rows"][::2], report["rows"][1::2]):
+        assert grouped["mean_trimmed_length"] <= shuffled["mean_trimmed_length"]
+        assert grouped["speedup_vs_shuffled"] > 0 and shuffled["examples_per_s"] > 0

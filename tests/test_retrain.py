@@ -115,6 +115,14 @@ def test_probe_kd_scratch_and_ce_only(mrpc_small, derived, tmp_path, one_thread)
     assert set(saved) == set(Student.from_folder(tmp_path / "probe").state_dict())
 
 
+def test_max_steps_and_length_grouped_batches(mrpc_small, derived, tmp_path, one_thread):
+    # 128 training rows at batch 32: 2 epochs are 8 steps; the cap leaves 3 (rounds of 2 and 1)
+    s = _retrain(mrpc_small, derived, tmp_path / "capped", epochs=2, max_steps=3, length_grouped=True)
+    assert s["n_train"] == 128 and s["steps"] == 3 and s["max_steps"] == 3 and s["length_grouped"] is True
+    assert len(s["history"]) == 2 and s["passes"] == pytest.approx(96 / 128)
+    assert s["train_examples_per_s"] > 0
+
+
 def test_retrain_loss_weights():
     logits = torch.tensor([[1.0, -1.0], [0.5, 0.2]])
     labels = torch.tensor([0, 1])

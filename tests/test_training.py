@@ -77,6 +77,45 @@ def test_fractional_epochs_and_the_order_hook():
     assert record["examples_seen"] == 96 and len(record["history"]) == 2
 
 
+def test_round_steps_caps_the_total_and_spreads_it_over_the_rounds():
+    assert training.round_steps(64, 16, 2) == [4, 4]
+    assert training.round_steps(64, 16, 2, max_steps=100) == [4, 4]  # under the cap: full passes
+    assert training.round_steps(64, 16, 3, max_steps=7) == [3, 2, 2]
+    assert training.round_steps(64, 16, 3, max_steps=2) == [1, 1]  # fewer steps than rounds: fewer rounds
+    with pytest.raises(AdabertError, match="max_steps"):
+        training.round_steps(64, 16, 3, max_steps=0)
+
+
+def test_max_steps_caps_training_and_batches_run_on_across_rounds():
+    batches: list[list[int]] = []
+
+    def order(n, batch_size, generator, steps):
+        for idx in batching.shuffled_batches(n, batch_size, generator, steps):
+            batches.append(idx.tolist())
+            yield idx
+
+    _, record = run_fit(training.Recipe(epochs=4, batch_size=16, learning_rate=0.1, order=order, max_steps=6))
+    assert record["steps"] == 6 == len(batches) and len(record["history"]) == 4  # rounds of 2, 2, 1, 1 steps
+    assert record["examples_seen"] == 96 and record["passes"] == 1.5 and record["max_steps"] == 6
+    # rounds 1 and 2 are one pass over the 64 rows (no fresh shuffle at a round boundary)
+    assert sorted(sum(batches[:4], [])) == list(range(64))
+
+
+def test_row_lengths_and_length_grouped_batches_cover_every_row_once():
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]])
+    data = {"a_attention_mask": mask, "b_attention_mask": mask.flip(0)}
+    assert batching.row_lengths(data).tolist() == [3, 4, 4, 3]
+    with pytest.raises(AdabertError, match="attention mask"):
+        batching.row_lengths({"labels": torch.zeros(4)})
+    lengths = torch.randint(1, 60, (200,), generator=torch.Generator().manual_seed(0))
+    order = batching.length_grouped_batches(lengths, chunk_batches=5)
+    batches = list(order(200, 8, torch.Generator().manual_seed(1), None))
+    assert sorted(torch.cat(batches).tolist()) == list(range(200))
+    spread = sum(float(lengths[b].max() - lengths[b].min()) for b in batches) / len(batches)
+    shuffled = list(batching.shuffled_batches(200, 8, torch.Generator().manual_seed(1)))
+    assert spread < 0.5 * sum(float(lengths[b].max() - lengths[b].min()) for b in shuffled) / len(shuffled)
+
+
 def test_bf16_autocast_trains_and_fp32_is_untouched():
     _, record = run_fit(training.Recipe(epochs=3, batch_size=8, learning_rate=0.1, precision="bf16"))
     assert record["main_value"] >= 85.0

@@ -56,25 +56,27 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     # searched students + 5 random architectures on each task but WNLI, weighted from the main supernet
     assert counts["random_architecture"] == 40 and counts["retrain"] == 18 + 40
     assert "--search results/search/main/RTE/seed0" in proc.stdout
-    assert counts["baseline"] == 18  # BiLSTM-SOFT and truncated teacher, 9 tasks, seed 0
+    assert "baseline" not in counts  # BiLSTM-SOFT and the truncated teacher: config/studies.yaml
+    # retrain.max_steps and length-grouped batches reach every retrain, the random architectures' included
+    assert all('"length_grouped": true, "max_steps": 300' in b for b in random_cola)
     for table in ("teacher_table", "seed_table", "efficiency_summary", "task_adaptivity", "searched_vs_random"):
         assert counts[table] == 1, table
     # one measurement job per model: BERT-base and the teacher architecture once per run
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1
     assert counts["measure_student"] == counts["search"]  # the main variant's students, every engine
     assert counts["measure_student_ablation"] == counts["random_architecture"]  # on measure.ablation_engines
-    assert counts["measure_baseline"] == counts["baseline"]
+    assert "measure_baseline" not in counts
     assert not {"measure_bert_base_repeat", "measure_student_repeat", "repeatability_table"} & set(counts)
     # job_threads: 1: training jobs run one thread each (no "threads:" line in a dry run), measurement
     # jobs keep measure.threads
     blocks = {rule: [b for b in proc.stdout.split("\nrule ") if b.startswith(f"{rule}:")]
-              for rule in ("teacher", "search", "retrain", "baseline", "measure_student")}
-    for rule in ("teacher", "search", "retrain", "baseline"):
+              for rule in ("teacher", "search", "retrain", "measure_student")}
+    for rule in ("teacher", "search", "retrain"):
         assert blocks[rule] and not any("threads:" in b for b in blocks[rule]), rule
     assert blocks["measure_student"] and all("threads: 2" in b for b in blocks["measure_student"])
     # a timing job holds the whole cpu_bench resource (capacity 100 in profiles/default), a training job one
     # unit, so no training job runs beside a measurement
-    for rule in ("teacher", "search", "retrain", "baseline"):
+    for rule in ("teacher", "search", "retrain"):
         assert all(re.search(r"resources: .*\bcpu_bench=1\b", b) for b in blocks[rule]), rule
     assert all(re.search(r"resources: .*\bcpu_bench=100\b", b) for b in blocks["measure_student"])
     profile = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
@@ -109,6 +111,7 @@ def test_studies_config_adds_seeded_ablations_and_transfer(tmp_path):
     assert counts["search"] == 18 + 7 * 2 * 2  # + 7 ablations x 2 tasks x 2 seeds (effects need a seed spread)
     assert counts["augment"] == 3  # the augmented ablation's two tasks and the main setting's CoLA
     assert counts["retrain"] == 18 + 28 + 40 + 9  # + the 3 x 3 transfer matrix
+    assert counts["baseline"] == 18 == counts["measure_baseline"]  # BiLSTM-SOFT and truncated teacher, 9 tasks
     for table in ("ablation_table", "transfer_table"):
         assert counts[table] == 1, table
 

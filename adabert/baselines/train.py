@@ -49,7 +49,8 @@ def recipe(bcfg: dict, seed: int, grad_clip: float, warmup_ratio: float = 0.0) -
     """The training recipe of a baseline's settings ``baselines.<kind>``."""
     return training.Recipe(epochs=int(bcfg["epochs"]), batch_size=int(bcfg["batch_size"]),
                            learning_rate=float(bcfg["learning_rate"]), weight_decay=float(bcfg["weight_decay"]),
-                           warmup_ratio=warmup_ratio, grad_clip=grad_clip, seed=int(seed))
+                           warmup_ratio=warmup_ratio, grad_clip=grad_clip, seed=int(seed),
+                           max_steps=bcfg.get("max_steps"))
 
 
 def summary(*, task: str, kind: str, seed: int, data: artifacts.DataFolder, record: dict, params: dict,
@@ -73,7 +74,9 @@ def summary(*, task: str, kind: str, seed: int, data: artifacts.DataFolder, reco
         "n_train": int(n_train),
         "n_eval": {s: int(n) for s, n in n_eval.items()},
         "train_time_s": train_time,
-        "train_examples_per_s": n_train * record["epochs"] / train_time if train_time > 0 else None,
+        "train_examples_per_s": record["examples_seen"] / train_time if train_time > 0 else None,
+        "steps": record["steps"],
+        "max_steps": record["max_steps"],
         "total_time_s": None,
         "splits": data.provenance,
         "threads": torch.get_num_threads(),
