@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pytest
 
 from adabert.errors import AdabertError
 from adabert.report.ablation_table import build_ablation_table, describe, write_ablation_table
+from adabert.report.cost_table import write_cost_table
 from adabert.report.efficiency_summary import build_efficiency_summary
 from adabert.report.seed_table import build_seed_table
 from adabert.report.transfer_table import build_transfer_table
@@ -190,3 +193,24 @@ def test_ablation_effect_is_claimed_only_beyond_the_seed_spread_and_beta_figure(
     plotted = beta_tradeoff_figure(df.reset_index(), beta_variants(variants, "main", 4.0), tmp_path / "beta")
     assert list(plotted["beta"]) == [0.0, 4.0, 8.0] and list(plotted["mean"]) == [70.5, 80.5, 80.5]
     assert (tmp_path / "beta.png").is_file() and (tmp_path / "beta.pdf").is_file()
+
+
+def test_cost_table_sums_jobs_and_spans_the_clock_from_file_times(tmp_path):
+    """Three jobs: two side by side (teacher, 0-100 s and 20-80 s) and one after them (search, 100-130 s)."""
+    root = tmp_path / "benchmarks"
+    t0 = 1_700_000_000.0
+    for rel, seconds, end, rss in (("teacher/A", 100.0, 100.0, 900.0), ("teacher/B", 60.0, 80.0, 1200.0),
+                                   ("search/main/A/seed0", 30.0, 130.0, 500.0)):
+        path = root / f"{rel}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:00\t{rss}\n")
+        os.utime(path, (t0 + end, t0 + end))
+    summary = write_cost_table([root], tmp_path / "cost.md", tmp_path / "cost.csv").set_index("stage")
+    assert summary.loc["teacher", "jobs"] == 2 and summary.loc["teacher", "wall_s"] == pytest.approx(160.0)
+    assert summary.loc["teacher", "span_s"] == pytest.approx(100.0)  # the two jobs overlapped
+    assert summary.loc["search", "span_s"] == pytest.approx(30.0)
+    assert summary.loc["total", "jobs"] == 3 and summary.loc["total", "wall_s"] == pytest.approx(190.0)
+    assert summary.loc["total", "span_s"] == pytest.approx(130.0) and summary.loc["total", "peak_rss_mb"] == 1200.0
+    assert list(pd.read_csv(tmp_path / "cost.csv").columns[:4]) == ["stage", "jobs", "wall_s", "mean_s"]
+    assert "spanned 130 s" in (tmp_path / "cost.md").read_text()
+    assert len(pd.read_csv(tmp_path / "cost_jobs.csv")) == 3
