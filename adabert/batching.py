@@ -57,6 +57,14 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, steps:
         yield order[begin:begin + batch_size]
 
 
+def batch_stream(n: int, batch_size: int, generator: torch.Generator, order=None) -> Iterator[torch.Tensor]:
+    """Endless seeded index batches: pass after pass of ``order`` (default :func:`shuffled_batches`; any
+    ``order(n, batch_size, generator, steps)`` hook), so a round of steps may end inside a pass."""
+    order = order or shuffled_batches
+    while True:
+        yield from order(n, batch_size, generator, None)
+
+
 def row_lengths(data: dict[str, torch.Tensor]) -> torch.Tensor:
     """Per row, the length :func:`trim` keeps for it: the longest of its attention masks (``[N]``)."""
     masks = [data[k].sum(1) for k in MASK_KEYS if k in data]

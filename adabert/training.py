@@ -11,8 +11,8 @@ metric (ties keep the earlier) is restored at the end. A progress bar, the wall 
 the peak resident memory are recorded.
 
 The search loop (:mod:`adabert.nas.search`) keeps its own step (two optimisers, Gumbel samples) and
-shares the batching (:mod:`adabert.batching`), :func:`epoch_steps`, :func:`peak_rss_mb` and
-:func:`select_best`.
+shares the batching (:mod:`adabert.batching`, the endless ``batch_stream`` included), :func:`peak_rss_mb`
+and :func:`select_best`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from adabert import metrics as metrics_mod
 from adabert import tasks as tasks_mod
-from adabert.batching import shuffled_batches
+from adabert.batching import batch_stream, shuffled_batches
 from adabert.errors import AdabertError
 
 log = logging.getLogger(__name__)
@@ -138,12 +138,6 @@ def round_steps(n: int, batch_size: int, epochs: float, max_steps: int | None = 
     rounds = min(len(steps), max_steps)
     base, extra = divmod(max_steps, rounds)
     return [base + (1 if i < extra else 0) for i in range(rounds)]
-
-
-def batch_stream(recipe: Recipe, n: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless index batches: pass after pass of ``recipe.order`` (a round may end inside a pass)."""
-    while True:
-        yield from recipe.order(n, recipe.batch_size, generator, None)
 
 
 def peak_rss_mb() -> float:
@@ -261,7 +255,7 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     opt = torch.optim.AdamW(groups or param_groups(modules, recipe.weight_decay), lr=recipe.learning_rate)
     factor = SCHEDULES[recipe.schedule](max(1, total), round(recipe.warmup_ratio * total))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    stream = batch_stream(recipe, n_train, torch.Generator().manual_seed(int(recipe.seed)))
+    stream = batch_stream(n_train, recipe.batch_size, torch.Generator().manual_seed(int(recipe.seed)), recipe.order)
     precision = resolve_precision(recipe.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 

@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from adabert import artifacts, config, training  # noqa: E402
-from adabert.batching import PACKED_INPUTS, length_grouped_batches  # noqa: E402
+from adabert.batching import PACKED_INPUTS, length_grouped_batches, row_lengths  # noqa: E402
 from adabert.encode import prepare  # noqa: E402
 from adabert.measure.machine import cpu_model  # noqa: E402
 
@@ -57,7 +57,7 @@ def teacher_rate(data_dir: str, steps: int, barrier) -> float:
     n = int(train["labels"].shape[0])
     recipe = training.Recipe(epochs=steps * 32 / n, batch_size=32, learning_rate=1e-4, weight_decay=0.01,
                              warmup_ratio=0.1, schedule="linear", grad_clip=1.0, seed=0, precision="fp32",
-                             order=length_grouped_batches(train["attention_mask"].sum(1)))
+                             order=length_grouped_batches(row_lengths(train)))
     tiny_eval = {"dev": {k: v[:8] for k, v in splits["dev"].items()}}
     device = torch.device("cpu")
     barrier.wait()

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from adabert import artifacts, config, training  # noqa: E402
-from adabert.batching import PACKED_INPUTS, length_grouped_batches, shuffled_batches  # noqa: E402
+from adabert.batching import PACKED_INPUTS, length_grouped_batches, row_lengths, shuffled_batches  # noqa: E402
 from adabert.encode import prepare  # noqa: E402
 from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.teacher import label, load_model, predict, teacher_step  # noqa: E402
@@ -44,7 +44,7 @@ def time_fine_tuning(data, splits, precision: str, grouped: bool, args) -> dict:
     model = load_model(args.model, data, splits)
     train = splits["train"]
     n = int(train["labels"].shape[0])
-    order = length_grouped_batches(train["attention_mask"].sum(1)) if grouped else shuffled_batches
+    order = length_grouped_batches(row_lengths(train)) if grouped else shuffled_batches
     recipe = training.Recipe(epochs=args.train_steps * args.batch_size / n, batch_size=args.batch_size,
                              learning_rate=1e-4, weight_decay=0.01, warmup_ratio=0.1, schedule="linear",
                              grad_clip=1.0, seed=0, precision=precision, order=order)

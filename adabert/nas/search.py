@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from adabert import artifacts, io
 from adabert import metrics as metrics_mod
-from adabert.batching import STUDENT_INPUTS, sequential_outputs, shuffled_batches, subsample_indices, trim
+from adabert.batching import STUDENT_INPUTS, batch_stream, sequential_outputs, subsample_indices, trim
 from adabert.errors import AdabertError
 from adabert.measure.machine import cpu_model
 from adabert.models import load_encoder
@@ -265,12 +265,6 @@ def history_entry(net: SuperNet, epoch: int, step: int, tau: float, genotype: Ge
 
 
 # -- the loop -----------------------------------------------------------------------------------------
-def batch_stream(n_train: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless seeded batches: one shuffled pass over the rows after another."""
-    while True:
-        yield from shuffled_batches(n_train, batch_size, generator)
-
-
 def search_round(net: SuperNet, train: dict[str, torch.Tensor], batches: Iterator[torch.Tensor], steps: range,
                  schedule: SearchSchedule, costs: torch.Tensor, lcfg: dict, opt: Optimisers, scfg: dict,
                  balance: GradientBalance, label: str) -> dict[str, float]:
