@@ -29,6 +29,7 @@ from adabert import artifacts, io
 from adabert.errors import AdabertError
 from adabert.nas.derive import load_supernet, student_weights
 from adabert.nas.genotype import Genotype, sample_genotype
+from adabert.nas.head import head_for
 from adabert.student import WEIGHTS_FILE, Student
 
 EMBEDDING_KEYS = ("word_embeddings.weight", "position_embeddings.weight", "layer_norm.weight", "layer_norm.bias")
@@ -86,9 +87,10 @@ def run_random_architecture(cfg: dict, task: str, sample: int, search_dir: str |
     scfg, init = cfg["search"], cfg["retrain"]["init"]
     # A per-task seed: the same sample index draws different architectures on different tasks.
     seed = zlib.crc32(f"{task}/{int(sample)}".encode("utf-8"))
-    genotype = sample_genotype(scfg["ops"], int(scfg["nodes"]), int(scfg["k_max"]), int(scfg["width"]), seed,
-                               fixed_depth=scfg.get("fixed_depth"))
     data = artifacts.read_data(data_dir)
+    genotype = sample_genotype(scfg["ops"], int(scfg["nodes"]), int(scfg["k_max"]), int(scfg["width"]), seed,
+                               fixed_depth=scfg.get("fixed_depth"),
+                               head=head_for(scfg.get("pair_head", "mean"), data.pair))
     supernet = Path(search_dir) / artifacts.SUPERNET_FILE
     tensors = supernet_weights(genotype, supernet, data.num_labels, seed, init)
     info = {"kind": "random", "sample": int(sample), "sample_seed": seed, "init": init,

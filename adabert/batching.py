@@ -98,9 +98,8 @@ def length_grouped_batches(lengths: torch.Tensor, chunk_batches: int = 50):
     return order
 
 
-def eval_order(attention_mask: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """Index batches over the rows sorted by length, longest first (less padding per batch)."""
-    lengths = attention_mask.sum(dim=1)
+def eval_order(lengths: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Index batches over the rows sorted by length (``[N]``), longest first (less padding per batch)."""
     order = torch.argsort(lengths, descending=True, stable=True)
     return list(order.split(batch_size))
 
@@ -108,11 +107,14 @@ def eval_order(attention_mask: torch.Tensor, batch_size: int) -> list[torch.Tens
 @torch.no_grad()
 def batched_outputs(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], data: dict[str, torch.Tensor],
                     batch_size: int, device: torch.device, desc: str, keys=PACKED_INPUTS) -> torch.Tensor:
-    """``forward(batch) -> [B, ...]`` over length-sorted, trimmed batches; float32, CPU, original row order."""
+    """``forward(batch) -> [B, ...]`` over trimmed batches of rows sorted by length (:func:`row_lengths`
+    over ``keys``' masks, longest first; ties keep row order), so each batch computes little padding;
+    float32, CPU, original row order. Batch composition does not change a row's output for models that
+    mask their padding (the teacher, the student and the supernet do)."""
     n = data[keys[0]].shape[0]
-    mask = data["attention_mask"] if "attention_mask" in keys else data["a_attention_mask"]
     out: torch.Tensor | None = None
-    for idx in tqdm(eval_order(mask, batch_size), desc=desc, leave=False, mininterval=2.0):
+    for idx in tqdm(eval_order(row_lengths({k: data[k] for k in keys}), batch_size), desc=desc, leave=False,
+                    mininterval=2.0):
         batch = trim(rows(data, idx, keys))
         values = forward({k: v.to(device) for k, v in batch.items()}).float().cpu()
         if out is None:
@@ -121,13 +123,3 @@ def batched_outputs(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], 
     if out is None:
         raise AdabertError(f"{desc}: no rows")
     return out
-
-
-@torch.no_grad()
-def sequential_outputs(forward: Callable[[dict[str, torch.Tensor]], torch.Tensor], data: dict[str, torch.Tensor],
-                       batch_size: int, device: torch.device, width: int, keys=STUDENT_INPUTS) -> torch.Tensor:
-    """``forward(batch)`` over consecutive trimmed batches in row order; float32 on the CPU, ``[N, width]``."""
-    n = data[keys[0]].shape[0]
-    out = [forward(trim({k: data[k][start:start + batch_size].to(device) for k in keys})).float().cpu()
-           for start in range(0, n, batch_size)]
-    return torch.cat(out) if out else torch.zeros(0, width)

@@ -18,9 +18,9 @@ The objective is :mod:`adabert.distill`'s, the same as the search's.
 
 The loop is :func:`adabert.training.fit`: AdamW (no decay on biases, norms, embeddings and attention
 logits), cosine learning-rate decay to 0, batches trimmed to their longest sentence (``retrain.length_grouped``:
-batches of rows of similar length), at most ``retrain.max_steps`` steps. After every epoch
-the student is evaluated on every eval split; the best epoch on the main split (ties keep the earlier)
-is saved.
+batches of rows of similar length), at most ``retrain.max_steps`` steps. ``retrain.select: final``
+evaluates once, after the last epoch, and saves the student the schedule ends with; ``best`` evaluates
+after every epoch and saves the best epoch on the main split (ties keep the earlier).
 
 Outputs (``out_dir``, replaced atomically), a self-contained deployable folder:
 ``model.safetensors``, ``genotype.json``, ``student.json`` (see :func:`student_metadata`), the tokenizer
@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from adabert import artifacts, io, training
-from adabert.batching import (STUDENT_INPUTS, length_grouped_batches, row_lengths, sequential_outputs,
+from adabert.batching import (STUDENT_INPUTS, batched_outputs, length_grouped_batches, row_lengths,
                               shuffled_batches, trim)
 from adabert.distill import Objective, kd_loss
 from adabert.errors import AdabertError
@@ -116,7 +116,7 @@ def predict_logits(student: nn.Module, split: dict[str, torch.Tensor], batch_siz
     def forward(b):
         return student(b["a_input_ids"], b["a_attention_mask"], b["b_input_ids"], b["b_attention_mask"])
 
-    out = sequential_outputs(forward, split, batch_size, device, student.classifier.out_features)
+    out = batched_outputs(forward, split, batch_size, device, "student eval", STUDENT_INPUTS)
     student.train(was_training)
     return out
 
@@ -149,6 +149,7 @@ def _summary(task: str, variant: str, seed: int, run_seed: int, data: artifacts.
         "task": task, "variant": variant, "seed": int(seed), "retrain_seed": run_seed,
         "eval": record["eval"], "main_split": data.main_split, "main_metric": data.spec.main_metric,
         "main_value": record["main_value"], "best_epoch": record["best_epoch"], "epochs": record["epochs"],
+        "select": record["select"],
         "history": record["history"], "init": rcfg["init"], "kd": kd,
         "gamma": gamma if kd != "none" else 0.0, "temperature": temperature,
         "genotype": student.genotype.to_dict(), "depth": student.genotype.depth,
@@ -206,7 +207,8 @@ def run_retrain(
     order = length_grouped_batches(row_lengths(train)) if rcfg.get("length_grouped") else shuffled_batches
     recipe = training.Recipe(epochs=int(rcfg["epochs"]), batch_size=batch_size,
                              learning_rate=float(rcfg["learning_rate"]), weight_decay=float(rcfg["weight_decay"]),
-                             seed=run_seed, order=order, max_steps=rcfg.get("max_steps"))
+                             seed=run_seed, order=order, max_steps=rcfg.get("max_steps"),
+                             select=rcfg.get("select", "best"))
     record = training.fit(student, train=train, evals=evals, spec=data.spec, main_split=data.main_split,
                           step=retrain_step(kd, gamma, temperature, data.regression, heads),
                           predict=lambda m, split: predict_logits(m, split, 2 * batch_size), recipe=recipe,
@@ -225,6 +227,6 @@ def run_retrain(
     artifacts.write_trained(out_dir, cfg=cfg, summary=summary, data=data, logits=record["logits"],
                             labels={s: t["labels"] for s, t in evals.items()}, save_model=save_model,
                             start_time=start_time)
-    log.info("retrain %s %s seed %d: best epoch %d, %s %s %.2f -> %s", task, variant, seed, record["best_epoch"],
+    log.info("retrain %s %s seed %d: kept epoch %d, %s %s %.2f -> %s", task, variant, seed, record["best_epoch"],
              data.main_split, data.spec.main_metric, record["main_value"], out_dir)
     return summary

@@ -4,7 +4,9 @@ Structure (spec 1.5/1.6/4, the authors' TF fine-tune mode): low-dimensional word
 (vocab x width, positions x width: the supernet's factorised embedding with the projection folded in),
 LayerNorm and dropout; K fixed cells holding only the genotype's kept edges (cell k reads
 (c_{k-2}, c_{k-1}) with c_{-1} = sentence a, c_0 = sentence b); the attentive read-out of depth K over
-the mask-aware token means of layers 0..K, tanh, dropout and one linear classifier.
+the mask-aware token means of layers 0..K (with the genotype's ``head: interaction``, sentence pairs, also
+the product and absolute difference of the two sentences' embedding means: :mod:`adabert.nas.head`),
+tanh, dropout and one linear classifier.
 
 Parameter names equal the supernet's where the tensors are the same (``cells.{k}.edges.{e}.{op}``,
 ``layer_norm``), so weight inheritance (``adabert.nas.derive``) is a rename-free selection, except for the
@@ -21,6 +23,7 @@ from torch import nn
 
 from adabert import io
 from adabert.errors import AdabertError
+from adabert.nas import head as readout
 from adabert.nas.cell import FixedCell
 from adabert.nas.genotype import Genotype
 from adabert.nas.ops import masked_mean, token_embeddings
@@ -88,7 +91,7 @@ class Student(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.cells = nn.ModuleList(FixedCell(width, genotype.nodes) for _ in range(depth))
         self.layer_weights = nn.Parameter(0.01 * torch.randn(depth + 1))
-        self.classifier = nn.Linear(width, num_labels)
+        self.classifier = nn.Linear(readout.feature_width(genotype.head, width), num_labels)
 
     def embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = token_embeddings(self.word_embeddings, self.position_embeddings, self.max_positions, ids)
@@ -108,6 +111,7 @@ class Student(nn.Module):
         mb = b_mask.to(torch.float32).unsqueeze(1)
         emb_a, emb_b = self.embed(a_ids, ma), self.embed(b_ids, mb)
         reps = [masked_mean(emb_a, ma)]
+        mean_b = masked_mean(emb_b, mb) if self.genotype.head != "mean" else reps[0]
         prev2, prev1 = (emb_a, ma), (emb_b, mb)
         for cell in self.cells:
             out = cell(prev2[0], prev2[1], prev1[0], prev1[1])
@@ -115,7 +119,8 @@ class Student(nn.Module):
             prev2, prev1 = prev1, out
         att = torch.softmax(self.layer_weights, dim=0)
         pooled = torch.einsum("l,blw->bw", att, torch.stack(reps, dim=1))
-        return self.classifier(self.dropout(torch.tanh(pooled))), reps
+        feats = readout.features(self.genotype.head, pooled, reps[0], mean_b)
+        return self.classifier(self.dropout(torch.tanh(feats))), reps
 
     def num_parameters(self, include_embeddings: bool = True) -> int:
         skip = {"word_embeddings.weight", "position_embeddings.weight"}

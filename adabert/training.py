@@ -6,9 +6,10 @@ learning-rate schedule (``cosine``: linear warm-up over ``warmup_ratio`` of the 
 to 0; ``linear``: the same warm-up, then linear decay to 0, as transformers' fine-tuning recipe),
 optional gradient-norm clipping, a seeded shuffle (the ``order`` hook replaces it, e.g. for
 length-grouped batches) and optional mixed precision (``precision``: ``fp32`` or ``bf16`` autocast).
-After every epoch the model is evaluated on every eval split; the best epoch on the main split's main
-metric (ties keep the earlier) is restored at the end. A progress bar, the wall time, examples/s and
-the peak resident memory are recorded.
+``select``: ``best`` evaluates the model on every eval split after every epoch and restores the best
+epoch on the main split's main metric (ties keep the earlier); ``final`` evaluates once, after the last
+epoch, and keeps the model the schedule ends with (no epoch is chosen on the eval split). A progress
+bar, the wall time, examples/s and the peak resident memory are recorded.
 
 The search loop (:mod:`adabert.nas.search`) keeps its own step (two optimisers, Gumbel samples) and
 shares the batching (:mod:`adabert.batching`, the endless ``batch_stream`` included), :func:`peak_rss_mb`
@@ -60,6 +61,10 @@ class Recipe:
     precision: str = "fp32"
     order: Order = field(default=shuffled_batches)
     max_steps: int | None = None
+    select: str = "best"
+
+
+SELECTIONS = ("best", "final")
 
 
 def _student_no_decay(name: str, param: nn.Parameter) -> bool:
@@ -249,6 +254,8 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
         raise AdabertError(f"{label}: no training examples")
     if recipe.schedule not in SCHEDULES:
         raise AdabertError(f"{label}: schedule must be one of {sorted(SCHEDULES)}, got {recipe.schedule!r}")
+    if recipe.select not in SELECTIONS:
+        raise AdabertError(f"{label}: select must be one of {SELECTIONS}, got {recipe.select!r}")
     steps = round_steps(n_train, recipe.batch_size, float(recipe.epochs), recipe.max_steps)
     total = sum(steps)
     modules = [model, *extra_modules]
@@ -267,10 +274,15 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
                                        recipe, device, bar, label, epoch, precision, scaler)
             epoch_time = time.perf_counter() - t0
             train_time, seen = train_time + epoch_time, seen + count
+            stats = {"epoch": epoch, **{k: v / count for k, v in sums.items()}, "train_time_s": epoch_time,
+                     "lr_end": opt.param_groups[0]["lr"]}
+            if recipe.select == "final" and epoch < len(steps) - 1:
+                history.append(stats)
+                log.info("%s epoch %d: loss %.4f (%.1f s)", label, epoch, stats["loss"], epoch_time)
+                continue
             logits, eval_metrics = _evaluate(model, evals, spec, predict)
             main = float(eval_metrics[main_split][spec.main_metric])
-            history.append({"epoch": epoch, **{k: v / count for k, v in sums.items()}, "eval": eval_metrics,
-                            "main_value": main, "train_time_s": epoch_time, "lr_end": opt.param_groups[0]["lr"]})
+            history.append(stats | {"eval": eval_metrics, "main_value": main})
             log.info("%s epoch %d: loss %.4f, %s %s %.2f (%.1f s)", label, epoch, history[-1]["loss"], main_split,
                      spec.main_metric, main, epoch_time)
             best = select_best(best, epoch, main, state=copy.deepcopy(model.state_dict()), logits=logits,
@@ -279,4 +291,5 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     model.cpu().eval()
     return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"], "logits": best["logits"],
             "history": history, "train_time_s": train_time, "epochs": recipe.epochs, "examples_seen": seen,
-            "steps": total, "max_steps": recipe.max_steps, "passes": seen / n_train, "peak_rss_mb": peak_rss_mb(), "precision": precision}
+            "steps": total, "max_steps": recipe.max_steps, "passes": seen / n_train, "peak_rss_mb": peak_rss_mb(), "precision": precision,
+            "select": recipe.select}

@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +34,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import arm_summary  # noqa: E402
 
 from adabert import config  # noqa: E402
 from adabert.augment import run_augment  # noqa: E402
@@ -42,11 +44,6 @@ from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.nas.derive import run_derive  # noqa: E402
 from adabert.nas.search import run_search  # noqa: E402
 from adabert.retrain import run_retrain  # noqa: E402
-
-
-def arm_summary(values: list[float]) -> dict:
-    return {"values": values, "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -84,3 +86,23 @@ def test_retrain_throughput_benchmark_times_both_orders(mrpc_small, tmp_path):
     for shuffled, grouped in zip(report["rows"][::2], report["rows"][1::2]):
         assert grouped["mean_trimmed_length"] <= shuffled["mean_trimmed_length"]
         assert grouped["speedup_vs_shuffled"] > 0 and shuffled["examples_per_s"] > 0
+
+
+def test_pair_head_benchmark_runs_both_heads_through_search_and_retrain(mrpc_small, tmp_path):
+    """Each arm searches with its head, the derived student carries it, and both arms retrain every seed."""
+    import yaml
+
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(mrpc_small["cfg"]))
+    out = tmp_path / "pair_head.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/pair_head.py"), "--results", str(mrpc_small["data_dir"].parents[1]),
+         "--tasks", "MRPC", "--seeds", "0", "1", "--jobs", "1", "--config", str(cfg_path), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())["tasks"]["MRPC"]
+    assert {h: a["head"] for h, a in report["arms"].items()} == {"mean": "mean", "interaction": "interaction"}
+    for arm in report["arms"].values():
+        assert len(arm["values"]) == 2 and arm["mean"] == pytest.approx(sum(arm["values"]) / 2)
+    assert report["delta"] == pytest.approx(report["arms"]["interaction"]["mean"] - report["arms"]["mean"]["mean"])

@@ -267,6 +267,34 @@ def test_spread_of_the_rounds():
         summarize([], batch=1)
 
 
+def test_torch_step_runs_one_forward_per_timed_batch_at_the_process_threads():
+    """A timed batch is one forward pass (torch.utils.benchmark's timeit would run three) at the thread
+    count the measure stage set (the benchmark Timer would run at one thread)."""
+    from adabert.measure.timing import time_torch, torch_step
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls, self.threads = 0, set()
+
+        def forward(self, x):
+            self.calls += 1
+            self.threads.add(torch.get_num_threads())
+            return x * 2
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        probe = Probe()
+        step = torch_step(probe, {"x": torch.ones(4, 3)})
+        assert step() >= 0 and probe.calls == 1 and probe.threads == {2}
+        res = time_torch(probe, {"x": torch.ones(4, 3)}, min_seconds=0.0, min_batches=2, warmup=1, repeats=3)
+    finally:
+        torch.set_num_threads(before)
+    # 1 warm-up batch + 3 rounds of 2 batches, each one forward pass
+    assert res["n_batches"] == 6 and probe.calls == 1 + 1 + 6 and probe.threads == {2}
+
+
 def test_matmul_peak_is_a_median_of_repeats_over_both_engines():
     peak = matmul_peak_gflops("cpu", seconds=0.02, n=128, repeats=3)
     assert set(peak["by_engine"]) == {"torch", "onnxruntime"} and peak["repeats"] == 3

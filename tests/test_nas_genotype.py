@@ -148,3 +148,13 @@ def test_has_conv():
     assert not _genotype(nodes=pools).has_conv
     pools[2][1] = (3, "dil_conv_3")
     assert _genotype(nodes=pools).has_conv
+
+
+def test_head_round_trip_and_files_without_it_are_the_papers_mean():
+    g = _genotype(head="interaction")
+    assert Genotype.from_json(g.to_json()).head == "interaction"
+    old = _genotype().to_dict()
+    del old["head"]
+    assert Genotype.from_dict(old).head == "mean"
+    with pytest.raises(AdabertError, match="field 'head'.*'max'"):
+        Genotype.from_dict({**old, "head": "max"})

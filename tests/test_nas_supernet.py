@@ -186,12 +186,13 @@ def test_export_embedding_folds_projection():
 
 def _derived(net: SuperNet) -> Genotype:
     g = torch.Generator().manual_seed(5)
-    return derive_genotype(torch.randn(9, len(net.ops), generator=g), torch.tensor([0.0, 1.0, 0.5]), net.ops, width=WIDTH)
+    return derive_genotype(torch.randn(9, len(net.ops), generator=g), torch.tensor([0.0, 1.0, 0.5]), net.ops, width=WIDTH,
+                           head=net.head)
 
 
-@pytest.mark.parametrize("num_labels", [2, 1])
-def test_student_reproduces_supernet_with_genotype_choices(tmp_path, num_labels):
-    net = _net(num_labels=num_labels, dropout=0.1)
+@pytest.mark.parametrize("num_labels,head", [(2, "mean"), (1, "mean"), (3, "interaction")])
+def test_student_reproduces_supernet_with_genotype_choices(tmp_path, num_labels, head):
+    net = _net(num_labels=num_labels, dropout=0.1, head=head)
     _warm_up(net)
     genotype = _derived(net)
     assert genotype.depth == 2
@@ -240,3 +241,23 @@ def test_student_from_folder_is_strict(tmp_path):
     (tmp_path / "weights.safetensors").unlink()
     with pytest.raises(AdabertError, match="weights.safetensors: file not found"):
         Student.from_folder(tmp_path)
+
+
+def test_interaction_head_reads_how_the_two_sentences_relate():
+    from adabert.nas import head as readout
+
+    pooled, a, b = torch.tensor([[1.0, 2.0]]), torch.tensor([[3.0, -1.0]]), torch.tensor([[2.0, 1.0]])
+    assert readout.features("mean", pooled, a, b) is pooled
+    assert readout.features("interaction", pooled, a, b).tolist() == [[1.0, 2.0, 6.0, -1.0, 1.0, 2.0]]
+    assert readout.feature_width("interaction", 8) == 24 and readout.feature_width("mean", 8) == 8
+    assert readout.head_for("interaction", pair=True) == "interaction"
+    assert readout.head_for("interaction", pair=False) == "mean"  # one sentence fed twice: nothing to relate
+    with pytest.raises(AdabertError, match="search.pair_head.*'dot'"):
+        readout.head_for("dot", pair=True)
+
+    net = _net(num_labels=2, head="interaction")
+    assert net.classifiers[0].in_features == 3 * WIDTH and net.hparams()["head"] == "interaction"
+    genotype = _derived(net)
+    assert genotype.head == "interaction" and Student(genotype, VOCAB, POSITIONS, 2).classifier.in_features == 3 * WIDTH
+    with pytest.raises(AdabertError, match="head 'mean' differs from the supernet's 'interaction'"):
+        student_weights(net, derive_genotype(torch.zeros(9, len(net.ops)), torch.zeros(K_MAX), net.ops, width=WIDTH))

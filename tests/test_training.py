@@ -56,6 +56,29 @@ def test_fit_learns_and_restores_the_best_epoch():
     assert 100 * acc == pytest.approx(record["main_value"])
 
 
+def test_select_final_evaluates_once_and_keeps_the_last_weights():
+    calls = []
+
+    def counting_predict(model, split):
+        calls.append(1)
+        return predict(model, split)
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    train, evals = toy_task()
+    record = training.fit(model, train=train, evals=evals, spec=get_task("SST-2"), main_split="dev", step=step,
+                          predict=counting_predict, recipe=training.Recipe(epochs=3, batch_size=8, learning_rate=0.1,
+                                                                           seed=1, select="final"),
+                          label="toy", device=torch.device("cpu"))
+    assert len(calls) == 1 and record["best_epoch"] == 2 and record["select"] == "final"
+    assert [("eval" in h) for h in record["history"]] == [False, False, True]
+    # the same seed with "best" trains the same weights: its last epoch's metric is the final one
+    _, best = run_fit(training.Recipe(epochs=3, batch_size=8, learning_rate=0.1, seed=1))
+    assert best["history"][-1]["main_value"] == record["main_value"] and len(best["history"]) == 3
+    with pytest.raises(AdabertError, match="select"):
+        run_fit(training.Recipe(epochs=1, batch_size=8, learning_rate=0.1, select="last"))
+
+
 def test_fit_is_deterministic_and_the_seed_matters():
     _, a = run_fit(training.Recipe(epochs=2, batch_size=8, learning_rate=0.05, seed=3))
     _, b = run_fit(training.Recipe(epochs=2, batch_size=8, learning_rate=0.05, seed=3))
@@ -170,6 +193,14 @@ def test_batched_outputs_restore_row_order():
                                    batch_size=2, device=torch.device("cpu"), desc="t")
     # row order restored; each row saw its batch's trimmed length (rows 1, 2 together: 3; row 0 alone: 1)
     assert out[:, 0].tolist() == [11.0, 23.0, 33.0]
+    # student inputs: sorted by the longer of the two sentences (row 0's second sentence is the longest)
+    a = torch.tensor([[1, 0, 0, 0], [1, 1, 1, 0], [1, 0, 0, 0]])
+    b = torch.tensor([[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]])
+    pair = {"a_input_ids": a * torch.tensor([[1], [2], [3]]), "a_attention_mask": a, "b_input_ids": b,
+            "b_attention_mask": b}
+    out = batching.batched_outputs(lambda x: x["a_input_ids"][:, :1].float() * 10 + x["b_input_ids"].shape[1], pair,
+                                   batch_size=2, device=torch.device("cpu"), desc="t", keys=batching.STUDENT_INPUTS)
+    assert out[:, 0].tolist() == [14.0, 24.0, 32.0]  # rows 0, 1 together (width 4), row 2 alone (width 2)
 
 
 def test_probe_kd_known_answer():

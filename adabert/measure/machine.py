@@ -143,7 +143,8 @@ def _torch_gemm_seconds(dev: torch.device, n: int, seconds: float, repeats: int)
         torch.backends.cuda.matmul.allow_tf32 = False
     try:
         torch.matmul(a, b)  # warm-up
-        timer = benchmark.Timer(stmt="torch.matmul(a, b)", globals={"torch": torch, "a": a, "b": b})
+        timer = benchmark.Timer(stmt="torch.matmul(a, b)", globals={"torch": torch, "a": a, "b": b},
+                                num_threads=torch.get_num_threads())  # the Timer defaults to one thread
         return [timer.blocked_autorange(min_run_time=float(seconds)).median for _ in range(repeats)]
     finally:
         if dev.type == "cuda":

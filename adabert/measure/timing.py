@@ -11,9 +11,12 @@ rounds' median batch times; the spread of the rounds (``repeat_min_s``, ``repeat
 ``iqr_s``), p90, mean, min, max and standard deviation, the number of batches and their total; and
 throughput = batch size / median. A speedup is a ratio of two runners' medians from the same call.
 
-PyTorch batches are timed with ``torch.utils.benchmark.Timer`` (one call per measurement; it
-synchronises CUDA), under ``torch.inference_mode`` with the module in eval mode and the inputs on the
-device; precision ``fp16`` runs under ``torch.autocast(float16)``. ONNX Runtime batches are timed with
+PyTorch batches are timed with ``time.perf_counter`` around one forward pass (CUDA synchronised
+before and after), under ``torch.inference_mode`` with the module in eval mode and the inputs on the
+device, at the process's torch thread count (the measure stage sets it from ``measure.threads``);
+precision ``fp16`` runs under ``torch.autocast(float16)``. Not ``torch.utils.benchmark.Timer``: its
+``timeit`` runs two untimed warm-up calls before every measurement (three forward passes per timed
+batch: ~80 s of extra work per BERT-base batch here) and runs at one thread unless told otherwise. ONNX Runtime batches are timed with
 ``time.perf_counter`` around ``session.run``; with the CUDA provider, inputs and outputs are bound to
 the GPU (``IOBinding``) and synchronised, so host copies are not timed.
 """
@@ -33,7 +36,7 @@ from adabert.measure.onnx_export import logits_of, numpy_inputs, ort_session
 
 Step = Callable[[], float]  # runs one batch, returns its seconds
 PRECISIONS = ("fp32", "fp16")
-TORCH_TIMER = "torch.utils.benchmark.Timer"
+TORCH_TIMER = "time.perf_counter around one forward pass (CUDA synchronised)"
 ORT_TIMER = "time.perf_counter around InferenceSession.run"
 
 
@@ -119,8 +122,6 @@ def _batch_size(inputs: Mapping[str, Any]) -> int:
 def torch_step(module: nn.Module, inputs: Mapping[str, torch.Tensor], device: str | torch.device = "cpu",
                precision: str = "fp32") -> Step:
     """A runner of ``module(**inputs)`` on ``device`` (module and inputs moved there; eval mode)."""
-    from torch.utils import benchmark
-
     if precision not in PRECISIONS:
         raise AdabertError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = torch.device(device)
@@ -135,8 +136,16 @@ def torch_step(module: nn.Module, inputs: Mapping[str, torch.Tensor], device: st
         with torch.inference_mode(), autocast:
             return logits_of(module(**inputs))
 
-    timer = benchmark.Timer(stmt="forward()", globals={"forward": forward})
-    return lambda: timer.timeit(1).times[0]
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def step() -> float:
+        sync()
+        start = time.perf_counter()
+        forward()
+        sync()
+        return time.perf_counter() - start
+
+    return step
 
 
 def ort_step(onnx_path, inputs: Mapping[str, torch.Tensor], providers: Sequence[str] = ("CPUExecutionProvider",),

@@ -41,6 +41,8 @@ def student_weights(net: SuperNet, genotype: Genotype) -> dict[str, torch.Tensor
             f"genotype (width {genotype.width}, {len(genotype.nodes)} nodes) does not fit the supernet "
             f"(width {net.width}, {net.nodes} nodes)"
         )
+    if genotype.head != net.head:
+        raise AdabertError(f"genotype read-out head {genotype.head!r} differs from the supernet's {net.head!r}")
     state = net.state_dict()
     word, position = net.export_embedding()
     out = {"word_embeddings.weight": word, "position_embeddings.weight": position}
@@ -98,10 +100,11 @@ def run_derive(cfg: dict, search_dir: str | os.PathLike, out_dir: str | os.PathL
         k=2,
         width=net.width,
         fixed_depth=net.fixed_depth,
+        head=net.head,
     )
     # The weights file was written at the best epoch: its alphas must give the same architecture.
     from_weights = derive_genotype(
-        net.alpha_ops, net.alpha_depth, net.ops, k=2, width=net.width, fixed_depth=net.fixed_depth
+        net.alpha_ops, net.alpha_depth, net.ops, k=2, width=net.width, fixed_depth=net.fixed_depth, head=net.head
     )
     if from_weights.to_dict() != genotype.to_dict():
         raise AdabertError(

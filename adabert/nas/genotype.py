@@ -22,6 +22,7 @@ import torch
 
 from adabert import io
 from adabert.errors import AdabertError
+from adabert.nas.head import check_head
 from adabert.nas.ops import OPS
 
 SCHEMA_VERSION = 1
@@ -54,7 +55,8 @@ class Genotype:
     ``nodes[j]`` lists the edges of intermediate node j + 2: ``(input_index, op_name)`` with inputs
     0 and 1 the cell inputs and 2.. the earlier intermediate nodes. ``ops`` are the candidate
     operations the search used, ``width`` the channels of every op, ``k_max`` the search's maximum
-    depth.
+    depth, ``head`` the classifier's read-out (:mod:`adabert.nas.head`; files without the field are
+    ``mean``, the paper's).
     """
 
     depth: int
@@ -63,6 +65,7 @@ class Genotype:
     width: int
     k_max: int
     schema_version: int = SCHEMA_VERSION
+    head: str = "mean"
 
     def __post_init__(self) -> None:
         self.nodes = [[(int(i), str(op)) for i, op in node] for node in self.nodes]
@@ -75,6 +78,7 @@ class Genotype:
             raise AdabertError(
                 f"{source}: schema_version {self.schema_version} is not supported (expected {SCHEMA_VERSION})"
             )
+        check_head(self.head, f"{source}: field 'head'")
         unknown = [op for op in self.ops if op not in OPS]
         if unknown:
             raise AdabertError(f"{source}: field 'ops' lists unknown op(s) {unknown}; allowed: {sorted(OPS)}")
@@ -114,6 +118,7 @@ class Genotype:
             "width": self.width,
             "ops": list(self.ops),
             "nodes": [[{"input": i, "op": op} for i, op in node] for node in self.nodes],
+            "head": self.head,
         }
 
     @classmethod
@@ -123,7 +128,7 @@ class Genotype:
         for key in ("schema_version", "depth", "k_max", "width", "ops", "nodes"):
             if key not in data:
                 raise AdabertError(f"{source}: missing field '{key}'")
-        unknown = sorted(set(data) - {"schema_version", "depth", "k_max", "width", "ops", "nodes"})
+        unknown = sorted(set(data) - {"schema_version", "depth", "k_max", "width", "ops", "nodes", "head"})
         if unknown:
             raise AdabertError(f"{source}: unknown field(s) {unknown}")
         if not isinstance(data["ops"], list) or not isinstance(data["nodes"], list):
@@ -150,6 +155,7 @@ class Genotype:
         genotype.width = data["width"]
         genotype.k_max = data["k_max"]
         genotype.schema_version = data["schema_version"]
+        genotype.head = data.get("head", "mean")
         genotype.validate(source)
         return genotype
 
@@ -220,6 +226,7 @@ def derive_genotype(
     *,
     width: int = 128,
     fixed_depth: int | None = None,
+    head: str = "mean",
 ) -> Genotype:
     """Discretise architecture logits (spec 2.3, PyTorch/DARTS rule; see module docstring)."""
     alpha_ops = torch.as_tensor(alpha_ops, dtype=torch.float32).detach().cpu()
@@ -245,7 +252,7 @@ def derive_genotype(
         kept = sorted(scored[: min(k, len(scored))], key=lambda s: s[1])
         nodes.append([(i, op) for _, i, op in kept])
     depth = int(fixed_depth) if fixed_depth is not None else int(torch.argmax(alpha_depth)) + 1
-    return Genotype(depth=depth, nodes=nodes, ops=ops, width=int(width), k_max=k_max)
+    return Genotype(depth=depth, nodes=nodes, ops=ops, width=int(width), k_max=k_max, head=head)
 
 
 def sample_genotype(
@@ -256,6 +263,7 @@ def sample_genotype(
     seed: int,
     k: int = 2,
     fixed_depth: int | None = None,
+    head: str = "mean",
 ) -> Genotype:
     """A uniformly random architecture of the search space (the random-architecture baseline).
 
@@ -279,4 +287,4 @@ def sample_genotype(
     for j in range(nodes):
         inputs = sorted(torch.randperm(j + 2, generator=gen)[: min(k, j + 2)].tolist())
         sampled.append([(int(i), candidates[pick(len(candidates))]) for i in inputs])
-    return Genotype(depth=depth, nodes=sampled, ops=ops, width=int(width), k_max=int(k_max))
+    return Genotype(depth=depth, nodes=sampled, ops=ops, width=int(width), k_max=int(k_max), head=head)

@@ -44,12 +44,13 @@ from tqdm import tqdm
 
 from adabert import artifacts, io
 from adabert import metrics as metrics_mod
-from adabert.batching import STUDENT_INPUTS, batch_stream, sequential_outputs, subsample_indices, trim
+from adabert.batching import STUDENT_INPUTS, batch_stream, batched_outputs, subsample_indices, trim
 from adabert.errors import AdabertError
 from adabert.measure.machine import cpu_model
 from adabert.models import load_encoder
 from adabert.nas.costs import cost_vector, op_costs
 from adabert.nas.genotype import Genotype, cell_edges, derive_genotype
+from adabert.nas.head import head_for
 from adabert.nas.losses import efficiency_loss, search_loss
 from adabert.nas.schedule import SearchSchedule, make_schedule
 from adabert.nas.supernet import SuperNet
@@ -101,12 +102,13 @@ def search_inputs(cfg: dict, task: str, data: artifacts.DataFolder, teacher_dir:
 
 # -- model and step -----------------------------------------------------------------------------------
 def build_supernet(scfg: dict, num_labels: int, word: torch.Tensor, position: torch.Tensor | None,
-                   max_positions: int) -> SuperNet:
+                   max_positions: int, pair: bool = False) -> SuperNet:
+    """The supernet of ``scfg``; a sentence-pair task (``pair``) gets the ``search.pair_head`` read-out."""
     return SuperNet(
         vocab_size=word.shape[0], max_positions=max_positions, teacher_dim=word.shape[1], num_labels=num_labels,
         width=scfg["width"], k_max=scfg["k_max"], nodes=scfg["nodes"], ops=list(scfg["ops"]),
         dropout=scfg["dropout"], word_embeddings=word, position_embeddings=position,
-        fixed_depth=scfg.get("fixed_depth"),
+        fixed_depth=scfg.get("fixed_depth"), head=head_for(scfg.get("pair_head", "mean"), pair),
     )
 
 
@@ -224,7 +226,7 @@ def predict(net: SuperNet, split: dict[str, torch.Tensor], op_weights: torch.Ten
                   op_weights, depth_weights, "single_path")
         return out.depth_logits[depth]
 
-    logits = sequential_outputs(forward, split, batch_size, split["labels"].device, net.num_labels)
+    logits = batched_outputs(forward, split, batch_size, split["labels"].device, "search eval", STUDENT_INPUTS)
     net.train(was_training)
     return logits
 
@@ -232,7 +234,7 @@ def predict(net: SuperNet, split: dict[str, torch.Tensor], op_weights: torch.Ten
 def current_genotype(net: SuperNet, scfg: dict) -> Genotype:
     """The noise-free architecture of the current alphas (the one the derive stage would cut out now)."""
     return derive_genotype(net.alpha_ops, net.alpha_depth, list(scfg["ops"]), k=2, width=scfg["width"],
-                           fixed_depth=net.fixed_depth)
+                           fixed_depth=net.fixed_depth, head=net.head)
 
 
 def architecture_confidence(net: SuperNet) -> dict[str, float]:
@@ -391,7 +393,8 @@ def run_search(cfg: dict, task: str, seed: int, variant: str, data_dir: str | os
     max_len = max(seq_len, train["a_input_ids"].shape[1], dev["a_input_ids"].shape[1])
     if position is not None and position.shape[0] < max_len:
         raise AdabertError(f"{model_dir}: {position.shape[0]} positions < max_seq_length {max_len}")
-    net = build_supernet(scfg, data.num_labels, word, position, position.shape[0] if position is not None else max_len)
+    net = build_supernet(scfg, data.num_labels, word, position, position.shape[0] if position is not None else max_len,
+                         pair=data.pair)
     del word, position
     ops = list(scfg["ops"])
     costs = op_costs(ops, scfg["width"], seq_len, scfg["cost_normalisation"])

@@ -21,7 +21,9 @@ both initialised 1e-3 * randn and kept apart from the model weights (``arch_para
 Read-out (spec 1.6, PyTorch with its off-by-one bug 8 fixed): layer i's representation is the
 mask-aware mean over tokens of layer i (layer 0 = embedding of sentence a, layer k = output of cell k).
 Depth d pools layers 0..d with its own softmax weights (d + 1 entries, init 0.01 * randn), then tanh,
-dropout and its own Linear(width, num_labels). Student probes (spec 3.2, PyTorch): one
+dropout and its own Linear(width, num_labels); with ``head: interaction`` (sentence pairs,
+:mod:`adabert.nas.head`) the classifier also reads the product and absolute difference of the two
+sentences' embedding means. Student probes (spec 3.2, PyTorch): one
 Linear(width, num_labels) per layer 0..k_max on tanh(layer mean), distilled from the teacher probes.
 
 Execution (config ``search.execution``): "single_path" computes only cells 1..d* with
@@ -40,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from adabert.nas import head as readout
 from adabert.nas.cell import EXECUTIONS, SearchCell
 from adabert.nas.genotype import cell_edges
 from adabert.nas.ops import OP_NAMES, masked_mean, token_embeddings
@@ -97,6 +100,7 @@ class SuperNet(nn.Module):
         word_embeddings: torch.Tensor | None = None,
         position_embeddings: torch.Tensor | None = None,
         fixed_depth: int | None = None,
+        head: str = "mean",
     ) -> None:
         super().__init__()
         if fixed_depth is not None and not 1 <= fixed_depth <= k_max:
@@ -106,6 +110,7 @@ class SuperNet(nn.Module):
         self.ops = list(ops)
         self.dropout_p = float(dropout)
         self.fixed_depth = fixed_depth
+        self.head = readout.check_head(head)
 
         self.word_embeddings = nn.Embedding(vocab_size, teacher_dim)
         self.position_embeddings = nn.Embedding(max_positions, teacher_dim)
@@ -125,7 +130,8 @@ class SuperNet(nn.Module):
 
         self.cells = nn.ModuleList(SearchCell(width, self.ops, nodes) for _ in range(k_max))
         self.layer_weights = nn.ParameterList(nn.Parameter(0.01 * torch.randn(d + 1)) for d in range(1, k_max + 1))
-        self.classifiers = nn.ModuleList(nn.Linear(width, num_labels) for _ in range(k_max))
+        self.classifiers = nn.ModuleList(nn.Linear(readout.feature_width(self.head, width), num_labels)
+                                         for _ in range(k_max))
         self.probes = nn.ModuleList(nn.Linear(width, num_labels) for _ in range(k_max + 1))
 
         n_edges = len(cell_edges(nodes))
@@ -156,6 +162,7 @@ class SuperNet(nn.Module):
             "ops": list(self.ops),
             "dropout": self.dropout_p,
             "fixed_depth": self.fixed_depth,
+            "head": self.head,
         }
 
     # -- architecture samples -----------------------------------------------------------------------
@@ -210,6 +217,7 @@ class SuperNet(nn.Module):
             n_cells = self.k_max
 
         reps = [masked_mean(emb_a, ma)]
+        mean_b = masked_mean(emb_b, mb) if self.head != "mean" else reps[0]
         prev2, prev1 = (emb_a, ma), (emb_b, mb)
         for k in range(n_cells):
             out = self.cells[k](prev2[0], prev2[1], prev1[0], prev1[1], op_weights, execution)
@@ -221,7 +229,8 @@ class SuperNet(nn.Module):
         for d in range(1, n_cells + 1):
             att = torch.softmax(self.layer_weights[d - 1], dim=0)
             pooled = torch.einsum("l,blw->bw", att, stacked[:, : d + 1])
-            depth_logits[d] = self.classifiers[d - 1](self.dropout(torch.tanh(pooled)))
+            feats = readout.features(self.head, pooled, reps[0], mean_b)
+            depth_logits[d] = self.classifiers[d - 1](self.dropout(torch.tanh(feats)))
         layer_logits = [self.probes[i](torch.tanh(reps[i])) for i in range(n_cells + 1)]
         return SuperNetOutput(depth_logits, layer_logits, depth_weights, op_weights, n_cells)
 

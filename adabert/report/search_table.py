@@ -34,6 +34,7 @@ def search_rows(derived: list[Path]) -> pd.DataFrame:
             "seed": search["seed"],
             "depth": genotype["depth"],
             "cell": _cell_text(genotype),
+            "head": genotype.get("head", "mean"),
             "params_M": summary["params"] / 1e6,
             "params_no_emb_M": summary["params_without_embeddings"] / 1e6,
             "main_metric": search["main_metric"],
@@ -63,6 +64,9 @@ def write_search_table(derived: list[Path], md_path: Path, csv_path: Path) -> pd
         "depth = number of cells K; cell = the searched cell shared by all K cells: for each intermediate node "
         "(n2..n4), its two kept edges as op(input), inputs 0/1 = the cell's two inputs.",
         "n_<op> = how many of the cell's kept edges use that op. params include the 128-d embedding tables.",
+        "head = the classifier's read-out: mean (the paper's attentive sum of the layers' token means) or "
+        "interaction (sentence pairs: also the product and absolute difference of the two sentences' "
+        "embedding means; search.pair_head).",
         "max_op_prob_mean = the mean over the cell's edges of the strongest op's probability at the end of the "
         "search (0.1 = uniform over 10 ops); depth_max_prob = the largest probability of the depth distribution "
         "(0.125 = uniform over 8); both say whether the architecture distribution committed.",
