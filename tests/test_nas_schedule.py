@@ -24,6 +24,14 @@ def test_epochs_are_passes_unless_steps_are_given():
         make_schedule({**BASE, "steps": 2}, n_train=1000)
 
 
+def test_max_passes_caps_the_steps_of_a_small_set():
+    capped = {**BASE, "steps": 300, "max_passes": 8, "arch_warmup": 0.3}
+    s = make_schedule(capped, n_train=635)  # WNLI: 10 batches per pass -> 80 steps, not 300
+    assert s.total_steps == 80 and s.warmup_steps == 24 and s.alpha_lr == pytest.approx(12.6 / 56)
+    assert make_schedule(capped, n_train=20000).total_steps == 300  # a large set: the step budget holds
+    assert make_schedule({**capped, "max_passes": 0.01}, n_train=635).total_steps == 4  # one step per round
+
+
 def test_alpha_lr_rule_keeps_the_papers_travel():
     s = make_schedule({**BASE, "steps": 600, "arch_warmup": 0.25}, n_train=1000)
     assert s.warmup_steps == 150 and s.arch_steps == 450

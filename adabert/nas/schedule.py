@@ -72,6 +72,8 @@ def make_schedule(scfg: dict, n_train: int) -> SearchSchedule:
     rounds = int(scfg["epochs"])
     steps_per_pass = math.ceil(n_train / int(scfg["batch_size"]))
     total = int(scfg["steps"]) if scfg.get("steps") is not None else rounds * steps_per_pass
+    if scfg.get("max_passes") is not None:
+        total = min(total, max(rounds, math.ceil(float(scfg["max_passes"]) * steps_per_pass)))
     if total < rounds:
         raise AdabertError(f"search.steps ({total}) must be at least search.epochs ({rounds}): one step per round")
     warmup = int(round(float(scfg.get("arch_warmup", 0.0)) * total))
