@@ -9,7 +9,8 @@ For each task, with the pipeline's own stages on a workflow run's folders
 
 Reported per task and arm: the dev metric of every retrain, mean and std, the difference between the arms
 and whether it exceeds the seed spread (the larger std), the derived depth and the search's op
-confidence, the wall time of each arm. Tasks run in ``--jobs`` processes of one thread each.
+confidence, the wall time of each arm. Tasks run in ``--jobs`` processes of one thread each; an
+existing report at ``--out`` keeps its other tasks.
 
 Usage:
     python benchmarks/pair_head.py --results results --tasks STS-B MRPC RTE QNLI --seeds 0 1 --jobs 2 \
@@ -106,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['task']:6s} {r['metric']}: mean {r['arms']['mean']['values']} -> interaction "
               f"{r['arms']['interaction']['values']} (delta {r['delta']:+.2f}, spread {r['seed_spread']})")
     out = Path(args.out)
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    if previous.get("benchmark") == "pair_head":  # add these tasks to an earlier report's
+        report["tasks"] = {**previous.get("tasks", {}), **report["tasks"]}
+        report["wall_s"] = {"this_call": report["wall_s"], "earlier": previous.get("wall_s")}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
     return 0

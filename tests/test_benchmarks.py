@@ -95,13 +95,16 @@ def test_pair_head_benchmark_runs_both_heads_through_search_and_retrain(mrpc_sma
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(mrpc_small["cfg"]))
     out = tmp_path / "pair_head.json"
+    out.write_text(json.dumps({"benchmark": "pair_head", "tasks": {"RTE": {"task": "RTE"}}, "wall_s": 1.0}))
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks/pair_head.py"), "--results", str(mrpc_small["data_dir"].parents[1]),
          "--tasks", "MRPC", "--seeds", "0", "1", "--jobs", "1", "--config", str(cfg_path), "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(out.read_text())["tasks"]["MRPC"]
+    tasks = json.loads(out.read_text())["tasks"]
+    assert set(tasks) == {"RTE", "MRPC"}  # an earlier report's tasks are kept
+    report = tasks["MRPC"]
     assert {h: a["head"] for h, a in report["arms"].items()} == {"mean": "mean", "interaction": "interaction"}
     for arm in report["arms"].values():
         assert len(arm["values"]) == 2 and arm["mean"] == pytest.approx(sum(arm["values"]) / 2)

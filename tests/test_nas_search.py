@@ -176,7 +176,7 @@ def test_shipped_search_defaults_move_the_architecture_and_select_without_ties(m
     import yaml
 
     shipped = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
-    search = {**shipped["search"], "steps": 24, "max_eval_examples": None}
+    search = {**shipped["search"], "steps": 24, "max_passes": None, "max_eval_examples": None}
     summary = _search(mrpc_small, tmp_path / "s", search=search, loss=shipped.get("loss", {}))
     cfg = config.resolve(shipped)["search"]
     schedule = summary["schedule"]
