@@ -175,7 +175,8 @@ def resolve(cfg: dict | None = None) -> dict:
 
 
 def load(paths: Iterable[str | os.PathLike] = (), overrides: dict | None = None) -> dict:
-    """Merge YAML config files (later files win per top-level key), apply overrides, resolve."""
+    """Merge YAML config files as Snakemake merges its ``--configfile`` files (later files win, nested
+    mappings merged key by key, lists replaced), apply overrides (per top-level key), resolve."""
     cfg: dict = {}
     for path in paths:
         path = Path(path)
@@ -187,7 +188,7 @@ def load(paths: Iterable[str | os.PathLike] = (), overrides: dict | None = None)
             raise AdabertError(f"{path}: not valid YAML ({exc})") from exc
         if not isinstance(data, dict):
             raise AdabertError(f"{path}: a config file must be a mapping of keys to values")
-        cfg.update(data)
+        cfg = _merge(cfg, data)
     cfg.update(overrides or {})
     return resolve(cfg)
 

@@ -88,17 +88,20 @@ def test_retrain_throughput_benchmark_times_both_orders(mrpc_small, tmp_path):
         assert grouped["speedup_vs_shuffled"] > 0 and shuffled["examples_per_s"] > 0
 
 
-def test_pair_head_benchmark_runs_both_heads_through_search_and_retrain(mrpc_small, tmp_path):
-    """Each arm searches with its head, the derived student carries it, and both arms retrain every seed."""
+def test_search_arms_benchmark_runs_both_heads_through_search_and_retrain(mrpc_small, tmp_path):
+    """Each arm searches with its value of the key (here the head: the derived student carries it), and
+    both arms retrain every seed."""
     import yaml
 
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump(mrpc_small["cfg"]))
     out = tmp_path / "pair_head.json"
-    out.write_text(json.dumps({"benchmark": "pair_head", "tasks": {"RTE": {"task": "RTE"}}, "wall_s": 1.0}))
+    out.write_text(json.dumps({"benchmark": "search_arms", "key": "search.pair_head", "tasks": {"RTE": {"task": "RTE"}},
+                               "wall_s": 1.0}))
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks/pair_head.py"), "--results", str(mrpc_small["data_dir"].parents[1]),
-         "--tasks", "MRPC", "--seeds", "0", "1", "--jobs", "1", "--config", str(cfg_path), "--out", str(out)],
+        [sys.executable, str(REPO / "benchmarks/search_arms.py"), "--results", str(mrpc_small["data_dir"].parents[1]),
+         "--key", "search.pair_head", "--values", "mean", "interaction", "--tasks", "MRPC", "--seeds", "0", "1",
+         "--jobs", "1", "--config", str(cfg_path), "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -106,6 +109,7 @@ def test_pair_head_benchmark_runs_both_heads_through_search_and_retrain(mrpc_sma
     assert set(tasks) == {"RTE", "MRPC"}  # an earlier report's tasks are kept
     report = tasks["MRPC"]
     assert {h: a["head"] for h, a in report["arms"].items()} == {"mean": "mean", "interaction": "interaction"}
+    assert {h: a["value"] for h, a in report["arms"].items()} == {"mean": "mean", "interaction": "interaction"}
     for arm in report["arms"].values():
         assert len(arm["values"]) == 2 and arm["mean"] == pytest.approx(sum(arm["values"]) / 2)
     assert report["delta"] == pytest.approx(report["arms"]["interaction"]["mean"] - report["arms"]["mean"]["mean"])

@@ -102,10 +102,15 @@ def test_bad_teacher_recipe_names_its_key(recipe, message):
         config.check(config.resolve({"tasks": ["MNLI", "RTE", "MRPC"], "teacher": {"per_task": recipe}}))
 
 
-@pytest.mark.parametrize("path", ["config/config.yaml", "config/paper.yaml", ".test/config.yaml"])
-def test_shipped_configs_validate(path):
-    cfg = config.load([REPO / "config/config.yaml", REPO / path])
+@pytest.mark.parametrize("paths", [["config/config.yaml"], ["config/paper.yaml"], [".test/config.yaml"],
+                                   ["config/config.yaml", "config/paper_tasks.yaml"],
+                                   ["config/config.yaml", "config/studies.yaml"]])
+def test_shipped_configs_validate(paths):
+    """Each complete setting alone, each overlay on the default (merged as Snakemake merges config files)."""
+    cfg = config.load([REPO / p for p in paths])
     assert cfg["tasks"]
+    if "config/studies.yaml" in paths:  # the overlay's variants join the default's main variant
+        assert {"main", "no_kd", "augmented"} <= set(cfg["variants"]) and cfg["variants"]["main"]["augment"] == ["CoLA"]
 
 
 def test_paper_config_is_the_paper_setting():

@@ -169,6 +169,32 @@ def test_search_subsample_is_the_same_for_every_seed(mrpc_small, tmp_path, one_t
     assert io.read_json(tmp_path / "a" / "config.json")["search"]["max_train_examples"] == 40
 
 
+def test_length_grouped_search_batches_carry_less_padding(mrpc_small, tmp_path, one_thread, monkeypatch):
+    """search.length_grouped: the same number of steps over batches of similar length, so the trimmed
+    batches are shorter than uniformly shuffled ones; the choice is recorded and the same seed repeats."""
+    from adabert.nas import search as search_mod
+
+    widths: list[int] = []
+    step = search_mod.search_step
+
+    def recording_step(net, batch, *args, **kwargs):
+        widths.append(int(batch["a_input_ids"].shape[1]))
+        return step(net, batch, *args, **kwargs)
+
+    monkeypatch.setattr(search_mod, "search_step", recording_step)
+    runs = {}
+    for name, grouped in (("shuffled", False), ("grouped", True), ("grouped_again", True)):
+        widths.clear()
+        summary = _search(mrpc_small, tmp_path / name, search={"length_grouped": grouped, "batch_size": 16,
+                                                               "steps": 8, "epochs": 1})
+        runs[name] = (list(widths), summary)
+    assert len(runs["grouped"][0]) == len(runs["shuffled"][0]) == 8
+    assert sum(runs["grouped"][0]) < sum(runs["shuffled"][0])
+    assert runs["grouped"][1]["length_grouped"] and not runs["shuffled"][1]["length_grouped"]
+    assert runs["grouped"][0] == runs["grouped_again"][0]
+    assert runs["grouped"][1]["best_genotype"] == runs["grouped_again"][1]["best_genotype"]
+
+
 def test_shipped_search_defaults_move_the_architecture_and_select_without_ties(mrpc_small, tmp_path, one_thread):
     """The default config's search and loss sections as shipped (step-scaled alpha_lr, warm-up, tau
     schedule, dev-loss selection), only the step budget shrunk to the small data: the architecture

@@ -116,6 +116,18 @@ def test_studies_config_adds_seeded_ablations_and_transfer(tmp_path):
         assert counts[table] == 1, table
 
 
+def test_paper_tasks_config_runs_the_papers_six_tasks(tmp_path):
+    proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(REPO / "config/config.yaml"),
+                     str(REPO / "config/paper_tasks.yaml"))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    counts = job_counts(proc.stdout)
+    assert counts["teacher"] == counts["probes"] == 6
+    assert counts["search"] == 12 and counts["random_architecture"] == 30
+    assert counts["retrain"] == 12 + 30 and "augment" not in counts
+    for task in ("CoLA", "STS-B", "WNLI"):
+        assert f"results/teacher/{task}" not in proc.stdout, task
+
+
 @pytest.mark.slow
 def test_paper_dag_has_the_full_teacher_dag(tmp_path):
     proc = snakemake("-n", "--directory", str(tmp_path), "--configfile", str(REPO / "config/paper.yaml"))

@@ -5,7 +5,8 @@ straight-through Gumbel samples of the op per edge and of the depth at temperatu
 forward/backward of the total loss (losses.py), clip the gradients of weights and alphas separately,
 then take an SGD step on the weights (momentum, weight decay, cosine-annealed lr w_lr -> w_lr_min) and
 an Adam step on the alphas (L2 weight decay alpha_weight_decay). No bilevel / unrolled step (neither
-authors' code uses one; spec 8.3). Batches are trimmed to their longest sentence (dynamic padding).
+authors' code uses one; spec 8.3). Batches are trimmed to their longest sentence (dynamic padding) and, with
+``search.length_grouped``, grouped by length.
 The budget is counted in steps; the weight-only warm-up, the architecture learning rate and the
 temperature follow the step count (:mod:`adabert.nas.schedule`).
 
@@ -44,7 +45,8 @@ from tqdm import tqdm
 
 from adabert import artifacts, io
 from adabert import metrics as metrics_mod
-from adabert.batching import STUDENT_INPUTS, batch_stream, batched_outputs, subsample_indices, trim
+from adabert.batching import (STUDENT_INPUTS, batch_stream, batched_outputs, length_grouped_batches, row_lengths,
+                              subsample_indices, trim)
 from adabert.errors import AdabertError
 from adabert.measure.machine import cpu_model
 from adabert.models import load_encoder
@@ -308,7 +310,9 @@ def run_epochs(net: SuperNet, train: dict, dev: dict, spec, costs: torch.Tensor,
     weight-only warm-up (the architecture has not moved) are not eligible."""
     scfg, lcfg = cfg["search"], cfg["loss"]
     opt = Optimisers.create(net, scfg, schedule)
-    batches = batch_stream(int(train["labels"].shape[0]), scfg["batch_size"], torch.Generator().manual_seed(seed))
+    order = length_grouped_batches(row_lengths(train)) if scfg.get("length_grouped") else None
+    batches = batch_stream(int(train["labels"].shape[0]), scfg["batch_size"], torch.Generator().manual_seed(seed),
+                           order)
     balance = GradientBalance(["ops", "depth"])
     history, round_metrics, best, start = [], [], None, 0
     for epoch, end in enumerate(schedule.round_ends()):
@@ -359,7 +363,7 @@ def search_summary(task: str, seed: int, variant: str, data: artifacts.DataFolde
     final = history[-1]
     return {
         "task": task, "seed": seed, "variant": variant, "execution": scfg["execution"],
-        "main_split": data.main_split,
+        "length_grouped": bool(scfg.get("length_grouped", False)), "main_split": data.main_split,
         "splits": search_provenance(data, n_dev),  # official dev, subset, or held-out carve-out
         "main_metric": data.spec.main_metric, "selection": scfg["selection"], "best_epoch": best["epoch"],
         "best_dev_main": best["dev_main"], "best_dev_loss": best["dev_loss"],

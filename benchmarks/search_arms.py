@@ -1,20 +1,22 @@
-"""Does the ``interaction`` read-out help the students of sentence-pair tasks? (search + retrain, both heads)
+"""Does a search setting help the students? One config key, two or more values, search + retrain per arm.
 
 For each task, with the pipeline's own stages on a workflow run's folders
 (``<results>/data|teacher|probes/<task>``) and the default config (``config/config.yaml``), once per
-``search.pair_head`` value (``mean``, the paper's read-out, and ``interaction``, adabert/nas/head.py):
+value of ``--key`` (a dotted config key, e.g. ``search.pair_head`` or ``search.length_grouped``):
 
-1. one search (seed 0) and its derivation (the supernet carries the head, the student inherits it);
+1. one search (seed 0) and its derivation;
 2. the retrain stage with ``retrain.seed`` offsets ``--seeds`` (the default recipe).
 
-Reported per task and arm: the dev metric of every retrain, mean and std, the difference between the arms
-and whether it exceeds the seed spread (the larger std), the derived depth and the search's op
-confidence, the wall time of each arm. Tasks run in ``--jobs`` processes of one thread each; an
-existing report at ``--out`` keeps its other tasks.
+Reported per task and arm: the dev metric of every retrain, mean and std, the difference between the last
+and the first arm and whether it exceeds the seed spread (the larger std), the derived depth and head, the
+search's op confidence, its training examples/s and wall time. Tasks run in ``--jobs`` processes of one
+thread each; an existing report at ``--out`` of the same key keeps its other tasks.
 
-Usage:
-    python benchmarks/pair_head.py --results results --tasks STS-B MRPC RTE QNLI --seeds 0 1 --jobs 2 \
-        --out docs/results/pair_head.json
+Usage (the committed reports):
+    python benchmarks/search_arms.py --results results --key search.pair_head --values mean interaction \
+        --tasks STS-B MRPC RTE QNLI --seeds 0 1 --jobs 2 --out docs/results/pair_head.json
+    python benchmarks/search_arms.py --results results --key search.length_grouped --values false true \
+        --tasks RTE QNLI --seeds 0 1 --jobs 2 --out docs/results/search_length_grouped.json
 """
 
 from __future__ import annotations
@@ -41,14 +43,26 @@ from common import arm_summary  # noqa: E402
 from adabert import config, io  # noqa: E402
 from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.nas.derive import run_derive  # noqa: E402
-from adabert.nas.head import HEADS  # noqa: E402
 from adabert.nas.search import run_search  # noqa: E402
 from adabert.retrain import run_retrain  # noqa: E402
 
 
-def run_task(job: tuple[str, str, str, list[int]]) -> dict:
-    """Both arms of one task (one thread)."""
-    results, config_path, task, seeds = job
+def arm_name(value) -> str:
+    """How a config value names its arm (``false``/``true`` for booleans, as YAML spells them)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def with_value(cfg: dict, key: str, value) -> dict:
+    """A copy of ``cfg`` with the dotted ``key`` set to ``value`` (every level must exist)."""
+    head, _, rest = key.partition(".")
+    if head not in cfg:
+        raise SystemExit(f"--key {key}: the config has no {head!r}")
+    return {**cfg, head: with_value(cfg[head], rest, value) if rest else value}
+
+
+def run_task(job: tuple[str, str, str, list, str, list[int]]) -> dict:
+    """Every arm of one task (one thread)."""
+    results, config_path, key, values, task, seeds = job
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
     base = config.resolve(yaml.safe_load(Path(config_path).read_text()))
@@ -56,29 +70,32 @@ def run_task(job: tuple[str, str, str, list[int]]) -> dict:
     variant = base["main_variant"]
     arms, metric = {}, None
     with tempfile.TemporaryDirectory() as tmp:
-        for head in HEADS:
-            cfg_all = {**base, "search": {**base["search"], "pair_head": head}}
-            work = Path(tmp) / head
+        for value in values:
+            name = arm_name(value)
+            cfg_all = with_value(base, key, value)
+            work = Path(tmp) / name
             start = time.perf_counter()
             search = run_search(config.stage_config(cfg_all, "search", task, variant), task, 0, variant,
                                 folders["data"], folders["teacher"], folders["probes"], work / "search")
             run_derive(config.stage_config(cfg_all, "derive", task, variant), work / "search", work / "derive")
             genotype = io.read_json(work / "derive" / "genotype.json")
             search_s = time.perf_counter() - start
-            values = []
+            scores = []
             for seed in seeds:
                 cfg = config.retrain_config(cfg_all, task, variant)
                 cfg["retrain"] = {**cfg["retrain"], "seed": int(seed)}
                 m = run_retrain(cfg, task, variant, 0, folders["data"], folders["teacher"], folders["probes"],
                                 work / "derive", work / f"retrain-{seed}")
-                values.append(float(m["main_value"]))
+                scores.append(float(m["main_value"]))
                 metric = f"{m['main_split']} {m['main_metric']}"
-            arms[head] = arm_summary(values) | {
-                "depth": genotype["depth"], "head": genotype.get("head", "mean"),
+            arms[name] = arm_summary(scores) | {
+                "value": value, "depth": genotype["depth"], "head": genotype.get("head", "mean"),
                 "max_op_prob_mean": search["final"]["max_op_prob_mean"], "depth_max_prob": search["final"]["depth_max_prob"],
-                "search_s": search_s, "arm_s": time.perf_counter() - start}
+                "search_examples_per_s": search["train_examples_per_s"], "search_s": search_s,
+                "arm_s": time.perf_counter() - start}
     stds = [a["std"] for a in arms.values() if a["std"] is not None]
-    delta = arms["interaction"]["mean"] - arms["mean"]["mean"]
+    first, last = arms[arm_name(values[0])], arms[arm_name(values[-1])]
+    delta = last["mean"] - first["mean"]
     return {"task": task, "metric": metric, "seeds": seeds, "arms": arms, "delta": delta,
             "seed_spread": max(stds) if stds else None,
             "exceeds_seed_spread": (abs(delta) > max(stds)) if stds else None}
@@ -87,6 +104,8 @@ def run_task(job: tuple[str, str, str, list[int]]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", required=True)
+    parser.add_argument("--key", required=True, help="dotted config key, e.g. search.pair_head")
+    parser.add_argument("--values", nargs="+", required=True, help="its values (YAML), one arm each; delta = last - first")
     parser.add_argument("--tasks", nargs="+", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retrain.seed offsets")
     parser.add_argument("--jobs", type=int, default=2, help="tasks run side by side, one thread each")
@@ -94,21 +113,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    jobs = [(args.results, args.config, task, list(args.seeds)) for task in args.tasks]
+    values = [yaml.safe_load(v) for v in args.values]
+    if len(values) < 2 or len({arm_name(v) for v in values}) != len(values):
+        parser.error(f"--values needs two or more distinct values, got {args.values}")
+    jobs = [(args.results, args.config, args.key, values, task, list(args.seeds)) for task in args.tasks]
     with multiprocessing.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
         reports = pool.map(run_task, jobs, chunksize=1)
     report = {
-        "benchmark": "pair_head", "tasks": {r["task"]: r for r in reports},
+        "benchmark": "search_arms", "key": args.key, "values": values, "tasks": {r["task"]: r for r in reports},
         "wall_s": time.perf_counter() - start, "jobs": args.jobs,
         "machine": {"cpu": cpu_model(), "threads_per_job": 1, "torch": torch.__version__,
                     "platform": platform.platform()},
     }
     for r in reports:
-        print(f"{r['task']:6s} {r['metric']}: mean {r['arms']['mean']['values']} -> interaction "
-              f"{r['arms']['interaction']['values']} (delta {r['delta']:+.2f}, spread {r['seed_spread']})")
+        arms = "; ".join(f"{name} {a['values']}" for name, a in r["arms"].items())
+        print(f"{r['task']:6s} {r['metric']}: {arms} (delta {r['delta']:+.2f}, spread {r['seed_spread']})")
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    if previous.get("benchmark") == "pair_head":  # add these tasks to an earlier report's
+    if previous.get("key") == args.key:  # add these tasks to an earlier report of the same key
         report["tasks"] = {**previous.get("tasks", {}), **report["tasks"]}
         report["wall_s"] = {"this_call": report["wall_s"], "earlier": previous.get("wall_s")}
     out.parent.mkdir(parents=True, exist_ok=True)
