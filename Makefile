@@ -18,10 +18,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) all
 
-# the README's results section from the last run's outputs (paper/README_results.md)
+# the README's results section from the last run's outputs (paper/README_results.md), and the run's
+# tables that are committed beside it copied into docs/results (teacher, search, efficiency, cost, the
+# searched-vs-random study and task adaptivity)
+RUN_TABLES := $(foreach t,teacher search efficiency cost,results/tables/$(t).csv results/tables/$(t).md) \
+	$(foreach t,searched_vs_random task_adaptivity,paper/tables/$(t).csv paper/tables/$(t).md)
 readme: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores 1 paper/README_results.md
+	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores 1 paper/README_results.md $(RUN_TABLES)
 	$(BIN)/python -m adabert readme --readme README.md --section paper/README_results.md
+	mkdir -p docs/results && cp $(RUN_TABLES) docs/results/
 
 # the HTML report of the last run (figures and tables with their captions)
 report: $(STAMP)
