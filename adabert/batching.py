@@ -98,6 +98,12 @@ def length_grouped_batches(lengths: torch.Tensor, chunk_batches: int = 50):
     return order
 
 
+def training_order(data: dict[str, torch.Tensor], grouped: bool):
+    """The batch ``order`` of a training stage's ``length_grouped`` switch: :func:`length_grouped_batches`
+    over ``data``'s row lengths, else :func:`shuffled_batches`."""
+    return length_grouped_batches(row_lengths(data)) if grouped else shuffled_batches
+
+
 def eval_order(lengths: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     """Index batches over the rows sorted by length (``[N]``), longest first (less padding per batch)."""
     order = torch.argsort(lengths, descending=True, stable=True)

@@ -40,8 +40,7 @@ import torch
 from torch import nn
 
 from adabert import artifacts, io, training
-from adabert.batching import (STUDENT_INPUTS, batched_outputs, length_grouped_batches, row_lengths,
-                              shuffled_batches, trim)
+from adabert.batching import STUDENT_INPUTS, batched_outputs, training_order, trim
 from adabert.distill import Objective, kd_loss
 from adabert.errors import AdabertError
 from adabert.models import load_tokenizer
@@ -204,7 +203,7 @@ def run_retrain(
     student.to(device)
     heads.to(device)
     batch_size = int(rcfg["batch_size"])
-    order = length_grouped_batches(row_lengths(train)) if rcfg.get("length_grouped") else shuffled_batches
+    order = training_order(train, bool(rcfg.get("length_grouped")))
     recipe = training.Recipe(epochs=int(rcfg["epochs"]), batch_size=batch_size,
                              learning_rate=float(rcfg["learning_rate"]), weight_decay=float(rcfg["weight_decay"]),
                              seed=run_seed, order=order, max_steps=rcfg.get("max_steps"),

@@ -24,8 +24,7 @@ from torch import nn
 
 from adabert import artifacts, io, models, training
 from adabert.probes import layer_features
-from adabert.batching import (PACKED_INPUTS, batched_outputs, length_grouped_batches, row_lengths,
-                              shuffled_batches, subsample_indices, trim)
+from adabert.batching import PACKED_INPUTS, batched_outputs, subsample_indices, training_order, trim
 from adabert.errors import AdabertError
 
 log = logging.getLogger(__name__)
@@ -108,7 +107,7 @@ def fine_tune(cfg: dict, task: str, data: artifacts.DataFolder, splits: dict, mo
     n_all = int(splits["train"]["labels"].shape[0])
     keep = subsample_indices(n_all, tcfg.get("max_train_examples"), int(cfg["data"].get("seed", 0)))
     train = {k: v[keep] for k, v in splits["train"].items()} if len(keep) < n_all else splits["train"]
-    order = length_grouped_batches(row_lengths(train)) if tcfg.get("length_grouped") else shuffled_batches
+    order = training_order(train, bool(tcfg.get("length_grouped")))
     recipe = training.Recipe(epochs=float(tcfg["epochs"]), batch_size=int(tcfg["batch_size"]),
                              learning_rate=float(tcfg["learning_rate"]), weight_decay=float(tcfg["weight_decay"]),
                              warmup_ratio=float(tcfg["warmup_ratio"]), schedule="linear", grad_clip=1.0,

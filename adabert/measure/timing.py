@@ -17,8 +17,9 @@ device, at the process's torch thread count (the measure stage sets it from ``me
 precision ``fp16`` runs under ``torch.autocast(float16)``. Not ``torch.utils.benchmark.Timer``: its
 ``timeit`` runs two untimed warm-up calls before every measurement (three forward passes per timed
 batch: ~80 s of extra work per BERT-base batch here) and runs at one thread unless told otherwise.
-ONNX Runtime batches are timed with ``time.perf_counter`` around ``session.run``; with the CUDA provider, inputs and outputs are bound to
-the GPU (``IOBinding``) and synchronised, so host copies are not timed.
+ONNX Runtime batches are timed with ``time.perf_counter`` around ``session.run``; with the CUDA
+provider, inputs and outputs are bound to the GPU (``IOBinding``) and synchronised, so host copies are
+not timed.
 """
 
 from __future__ import annotations

@@ -45,8 +45,7 @@ from tqdm import tqdm
 
 from adabert import artifacts, io
 from adabert import metrics as metrics_mod
-from adabert.batching import (STUDENT_INPUTS, batch_stream, batched_outputs, length_grouped_batches, row_lengths,
-                              subsample_indices, trim)
+from adabert.batching import STUDENT_INPUTS, batch_stream, batched_outputs, subsample_indices, training_order, trim
 from adabert.errors import AdabertError
 from adabert.measure.machine import cpu_model
 from adabert.models import load_encoder
@@ -310,9 +309,8 @@ def run_epochs(net: SuperNet, train: dict, dev: dict, spec, costs: torch.Tensor,
     weight-only warm-up (the architecture has not moved) are not eligible."""
     scfg, lcfg = cfg["search"], cfg["loss"]
     opt = Optimisers.create(net, scfg, schedule)
-    order = length_grouped_batches(row_lengths(train)) if scfg.get("length_grouped") else None
     batches = batch_stream(int(train["labels"].shape[0]), scfg["batch_size"], torch.Generator().manual_seed(seed),
-                           order)
+                           training_order(train, bool(scfg.get("length_grouped"))))
     balance = GradientBalance(["ops", "depth"])
     history, round_metrics, best, start = [], [], None, 0
     for epoch, end in enumerate(schedule.round_ends()):
