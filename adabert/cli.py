@@ -201,10 +201,12 @@ def _baseline(args):
 
 def _export(args):
     cfg = _stage_cfg(args, "measure")  # bad config fails before heavy imports
+    if args.threads is not None and args.threads < 1:
+        raise AdabertError(f"--threads must be >= 1, got {args.threads}")
     from adabert.export import run_export  # lazy: fast CLI start-up
 
     run_export(cfg, args.task, Path(args.model), Path(args.data), Path(args.out), batch_size=args.batch_size,
-               kind=args.kind)
+               kind=args.kind, threads=args.threads)
 
 
 def _predict(args):
@@ -393,7 +395,9 @@ def _add_student_stages(sub) -> None:
     _add(sub, "export", _export, "ONNX export (fp32 + int8) of a retrained student or a teacher, checked on dev", TASK,
          CONFIG, ("--model", {**REQ, "help": "retrained student, teacher or baseline folder"}), ("--data", REQ),
          ("--out", REQ), ("--batch-size", {"type": int, "default": 32, "help": "dev batch size of the checks"}),
-         ("--kind", {"choices": list(EXPORT_KINDS), "help": "the model's kind (default: from the folder's files)"}))
+         ("--kind", {"choices": list(EXPORT_KINDS), "help": "the model's kind (default: from the folder's files)"}),
+         ("--threads", {"type": int, "help": "threads of the export and its dev checks (default: measure.threads, "
+                                             "else every core)"}))
     _add(sub, "predict", _predict, "predict a TSV/CSV/JSONL file with a retrained student folder",
          ("--model", {**REQ, "help": "retrained student folder"}),
          ("--input", {**REQ, "help": "TSV, CSV or JSONL with the task's text columns (see student.json)"}),

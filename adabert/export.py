@@ -168,7 +168,8 @@ def export_summary(task: str, kind: ModelKind, model_dir: Path, data: artifacts.
 
 
 def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str | os.PathLike,
-               out_dir: str | os.PathLike, batch_size: int = 32, kind: str | None = None) -> dict:
+               out_dir: str | os.PathLike, batch_size: int = 32, kind: str | None = None,
+               threads: int | None = None) -> dict:
     """Export the model folder ``model_dir`` (of ``kind``; None: told from its files) to ONNX fp32 + int8
     and check both on dev.
 
@@ -176,11 +177,12 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
     the main dev split, each trimmed to its longest row, so several sequence lengths are exercised);
     otherwise AdabertError. The int8 graphs (``cfg["measure"]["int8"]``, default auto; static ones
     calibrated on ``calibration_examples`` training rows) are evaluated on the same split and their metric
-    drop reported.
+    drop reported. ``threads``: torch and ONNX Runtime threads (None: ``measure.threads``, else every core);
+    the export times nothing, so the workflow runs it on a training job's threads.
     """
     model_dir, data_dir, out_dir = Path(model_dir), Path(data_dir), Path(out_dir)
     measure_cfg = cfg.get("measure") or {}
-    threads = int(measure_cfg.get("threads") or torch.get_num_threads())
+    threads = int(threads or measure_cfg.get("threads") or torch.get_num_threads())
     int8_mode = measure_cfg.get("int8") or "auto"
     quantize.modes_of(int8_mode)  # a bad mode fails before any work
     machine.set_threads(threads)

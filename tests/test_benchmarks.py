@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from adabert.nas.genotype import Genotype
 from conftest import REPO
 
 
@@ -100,15 +101,23 @@ def test_search_arms_benchmark_runs_both_heads_through_search_and_retrain(mrpc_s
                                "wall_s": 1.0}))
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks/search_arms.py"), "--results", str(mrpc_small["data_dir"].parents[1]),
-         "--key", "search.pair_head", "--values", "mean", "interaction", "--tasks", "MRPC", "--seeds", "0", "1",
-         "--jobs", "1", "--config", str(cfg_path), "--out", str(out)],
+         "--key", "search.pair_head", "--values", "mean", "interaction", "--tasks", "MRPC", "--seeds", "0",
+         "--search-seeds", "0", "1", "--jobs", "1", "--config", str(cfg_path), "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    tasks = json.loads(out.read_text())["tasks"]
+    full = json.loads(out.read_text())
+    tasks = full["tasks"]
     assert set(tasks) == {"RTE", "MRPC"}  # an earlier report's tasks are kept
     report = tasks["MRPC"]
     assert {h: a["head"] for h, a in report["arms"].items()} == {"mean": "mean", "interaction": "interaction"}
+    for name, arm in report["arms"].items():  # one search per search seed, each retrained once (retrain seed 0)
+        assert [s["seed"] for s in arm["searches"]] == [0, 1]
+        assert [v for s in arm["searches"] for v in s["dev"]] == arm["values"]
+        a, b = (Genotype.from_dict(s["genotype"]) for s in arm["searches"])
+        within = full["adaptivity"][name]["within a task (across seeds)"]
+        assert within["n"] == 1 and within["edges_mean"] == a.distance(b)["edges"]
+        assert full["adaptivity"][name]["across tasks"]["n"] == 0  # MRPC only: no pair across tasks
     assert {h: a["value"] for h, a in report["arms"].items()} == {"mean": "mean", "interaction": "interaction"}
     for arm in report["arms"].values():
         assert len(arm["values"]) == 2 and arm["mean"] == pytest.approx(sum(arm["values"]) / 2)

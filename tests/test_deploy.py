@@ -166,7 +166,9 @@ def test_genotype_and_weights_that_do_not_match(student, tmp_path, one_row, caps
 
 def test_onnx_export_matches_torch_on_real_dev_batches(student, tmp_path):
     out = tmp_path / "export"
-    summary = run_export({"measure": {"threads": 1}}, "MRPC", student["dir"], student["data_dir"], out, batch_size=16)
+    summary = run_export({"measure": {"threads": 2}}, "MRPC", student["dir"], student["data_dir"], out, batch_size=16,
+                         threads=1)
+    assert summary["threads"] == 1  # the workflow's --threads (a training job's) wins over measure.threads
     for name in ("student.onnx", "student.int8.onnx", "export.json", "config.json"):
         assert (out / name).is_file(), name
     assert io.read_json(out / "export.json") == json.loads(io.dumps(summary))
@@ -259,6 +261,7 @@ def test_export_cli_kind_argument(student, tmp_path, capsys):
     argv = ["export", "--task", "MRPC", "--config", json.dumps({"measure": {"threads": 1}}), "--model",
             str(student["dir"]), "--data", str(student["data_dir"]), "--out", str(tmp_path / "x"), "--kind", "bilstm"]
     assert _error(argv, capsys) == f"error: {student['dir'] / 'bilstm.json'}: file not found"
+    assert _error([*argv[:-2], "--threads", "0"], capsys) == "error: --threads must be >= 1, got 0"
     assert not (tmp_path / "x").exists()
 
 

@@ -29,7 +29,12 @@ def _identity(path: Path) -> tuple[str, int, Genotype]:
 
 def pair_distances(genotype_paths: list[Path]) -> pd.DataFrame:
     """One row per unordered pair of searches: tasks, seeds, edge and depth distance, same_task."""
-    items = sorted(_identity(Path(p)) for p in genotype_paths)
+    return genotype_pairs([_identity(Path(p)) for p in genotype_paths])
+
+
+def genotype_pairs(items: list[tuple[str, int, Genotype]]) -> pd.DataFrame:
+    """:func:`pair_distances` of (task, seed, genotype) triples."""
+    items = sorted(items, key=lambda item: item[:2])
     rows = []
     for (task_a, seed_a, a), (task_b, seed_b, b) in itertools.combinations(items, 2):
         d = a.distance(b)

@@ -1,4 +1,5 @@
-# Retrain the derived students (deployable folders) and export students and teachers to ONNX.
+# Retrain the derived students (deployable folders) and export students and teachers to ONNX. An export
+# times nothing (its dev checks are not measurements), so it runs on a training job's threads, beside others.
 
 
 rule retrain:
@@ -56,7 +57,7 @@ rule export_student:
         variant=STUDENT_VARIANT,
     conda:
         ENV
-    threads: config["measure"]["threads"]
+    threads: JOB_THREADS
     resources:
         mem_mb=4000,
         runtime=30,
@@ -67,7 +68,8 @@ rule export_student:
         out=out_folder,
     shell:
         "python -m adabert export --task {wildcards.task:q} --config {params.cfg:q}"
-        " --model {params.model:q} --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
+        " --model {params.model:q} --data {params.data:q} --threads {threads}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule export_teacher:
@@ -85,7 +87,7 @@ rule export_teacher:
         "results/benchmarks_deploy/export/teacher/{task}.tsv"
     conda:
         ENV
-    threads: config["measure"]["threads"]
+    threads: JOB_THREADS
     resources:
         mem_mb=6000,
         runtime=30,
@@ -96,4 +98,5 @@ rule export_teacher:
         out=out_folder,
     shell:
         "python -m adabert export --task {wildcards.task:q} --config {params.cfg:q}"
-        " --model {params.model:q} --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
+        " --model {params.model:q} --data {params.data:q} --threads {threads}"
+        " --out {params.out:q} > {log:q} 2>&1"
