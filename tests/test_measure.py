@@ -645,7 +645,9 @@ def _made_up(kind: str, engine: str, median_s: float, subject: dict, params: int
     return {"model": {"name": kind, "kind": "bert-base-arch" if kind == "bert-base" else
                       ("teacher" if kind == "teacher" else "student"), "label": kind},
             "engine": engine, "device": "cpu", "batch": 8, "seq_len": 16, "threads": 1,
-            "latency": {"median_s": median_s, "repeat_spread": 0.02}, "throughput_samples_per_s": 8 / median_s,
+            "latency": {"median_s": median_s, "repeat_spread": 0.02,
+                        "repeat_medians_s": [median_s, median_s * 0.8, median_s * 1.25]},
+            "throughput_samples_per_s": 8 / median_s,
             "size": {"params": params, "params_no_embeddings": params // 2},
             "machine": {"cpu_model": cpu, "logical_cores": 2}, "versions": {"torch": "2", "onnxruntime": "1"},
             "subject": {"model_kind": kind, **subject}}
@@ -701,10 +703,13 @@ def test_efficiency_table_uses_the_teacher_architecture_for_every_task(tmp_path)
     assert list(rows["speedup_vs_teacher"]) == pytest.approx([20.0, 20.0])
     assert list(rows["compression_vs_teacher"]) == pytest.approx([4.0, 4.0])
     assert list(rows["speedup_vs_bert"]) == pytest.approx([80.0, 80.0])
+    # repeats at 0.8x, 1x and 1.25x the median latency: samples/s 0.8 r, r, 1.25 r -> spread 0.45
+    assert list(rows["samples_per_s_spread"]) == pytest.approx([0.45, 0.45])
     refs = reference_rows(measurements, ["MRPC", "STS-B"])
     teacher = refs[refs["model"] == "teacher"].set_index("task")
     assert list(teacher.index) == ["MRPC", "STS-B"] and set(teacher["measured_on"]) == {"MRPC"}
     assert list(refs[refs["model"] == "bert-base"]["task"].isna()) == [True]
+    assert list(refs["samples_per_s_spread"]) == pytest.approx([0.45] * 3)
     note = teacher_note(measurements, ["MRPC", "STS-B"])
     assert "as the teacher of MRPC" in note and "STS-B" in note
     # a task with a teacher measurement of its own keeps it

@@ -23,6 +23,7 @@ on in ``measured_on``.
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Iterable
 
@@ -37,7 +38,7 @@ COLUMNS = [
     "task", "variant", "seed", "depth", "no_conv", "engine", "device", "batch", "seq_len", "threads",
     "params_M", "params_no_emb_M", "compression_vs_bert", "compression_vs_bert_no_emb",
     "compression_vs_teacher", "compression_vs_teacher_no_emb",
-    "latency_ms", "samples_per_s", "speedup_vs_bert", "speedup_vs_teacher",
+    "latency_ms", "samples_per_s", "samples_per_s_spread", "speedup_vs_bert", "speedup_vs_teacher",
     "gflops", "fraction_of_peak", "metric", "split_kind", "student_dev", "teacher_dev", "dev_gap", "int8_dev", "int8_drop", "int8_mode",
     "teacher_int8_drop",
 ]
@@ -54,6 +55,16 @@ def machine_fingerprint(record: dict) -> tuple:
 def _shape_key(record: dict) -> tuple:
     return (record["engine"], record["device"], int(record["batch"]), int(record["seq_len"]), int(record["threads"]),
             machine_fingerprint(record))
+
+
+def throughput_spread(record: dict) -> float | None:
+    """(max - min) / median of the samples/s of the measurement's repeats (each repeat's median batch
+    latency); None without per-repeat medians."""
+    medians = (record.get("latency") or {}).get("repeat_medians_s") or []
+    if len(medians) < 2 or min(medians) <= 0:
+        return None
+    rates = sorted(record["batch"] / m for m in medians)
+    return (rates[-1] - rates[0]) / statistics.median(rates)
 
 
 def _kind(record: dict) -> str:
@@ -142,7 +153,7 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
                 "threads": r["threads"], "params_M": size["params"] / 1e6,
                 "params_no_emb_M": size["params_no_embeddings"] / 1e6,
                 "latency_ms": median * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
-                "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
+                "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
             }
             mode = ((r.get("onnx") or {}).get("int8") or {}).get("mode")
             if r["engine"] == "onnxruntime-int8" and exp and mode in (exp.get("int8") or {}):
@@ -167,7 +178,8 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
 
 
 REFERENCE_COLUMNS = ["model", "task", "engine", "device", "batch", "seq_len", "threads", "params_M", "params_no_emb_M",
-                     "latency_ms", "samples_per_s", "gflops", "fraction_of_peak", "label", "measured_on"]
+                     "latency_ms", "samples_per_s", "samples_per_s_spread", "gflops", "fraction_of_peak", "label",
+                     "measured_on"]
 
 
 def teacher_references(measurements: list[dict], tasks: Iterable[str]) -> dict[str, str]:
@@ -194,7 +206,7 @@ def reference_rows(measurements: list[dict], tasks: Iterable[str] = ()) -> pd.Da
                "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"], "threads": r["threads"],
                "params_M": r["size"]["params"] / 1e6, "params_no_emb_M": r["size"]["params_no_embeddings"] / 1e6,
                "latency_ms": r["latency"]["median_s"] * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
-               "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
+               "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
                "label": r["model"].get("label", ""), "measured_on": subject.get("task")}
         if kind != "teacher" or subject.get("task") is None:
             rows.append(row)
@@ -242,6 +254,8 @@ def write_efficiency_table(measurement_paths: list[Path], retrained_paths: list[
         "threads and machine (CPU, cores, GPU, library versions); empty where no such reference exists.",
         "BERT-base: architecture only (random weights) unless measure.bert_base_weights names a local folder; "
         "its speed and size are BERT-base's, its outputs mean nothing.",
+        "samples_per_s: from the median batch latency of all timed batches; samples_per_s_spread: (max - min) / "
+        "median of the samples/s of the repeats (measure.repeats), 0.1 = the repeats lie within 10%.",
         "gflops = counted fp32 matmul/conv FLOPs per sample x batch / median latency; fraction_of_peak divides by "
         "the measured fp32 GEMM peak of the same job (int8 engines can exceed 1).",
         "Dev metrics (percent points) on each task's main eval split (split_kind: official 'dev', a 'dev subset', "
