@@ -25,6 +25,11 @@ Usage (the committed reports):
     python benchmarks/search_arms.py --results results --key search.alpha_weight_decay --values 0.001 0 \
         --tasks SST-2 MRPC QNLI RTE --search-seeds 0 1 --seeds 0 --jobs 2 \
         --out docs/results/alpha_weight_decay.json
+    python benchmarks/search_arms.py --results results --set search.alpha_weight_decay=0 --key loss.beta \
+        --values 4 0 --tasks SST-2 MRPC --search-seeds 0 1 --seeds 0 --jobs 2 \
+        --out docs/results/beta_without_alpha_decay.json
+
+``--set`` fixes other config values for every arm (recorded in the report as ``settings``).
 """
 
 from __future__ import annotations
@@ -71,12 +76,25 @@ def with_value(cfg: dict, key: str, value) -> dict:
     return {**cfg, head: with_value(cfg[head], rest, value) if rest else value}
 
 
-def run_task(job: tuple[str, str, str, list, str, list[int], list[int]]) -> dict:
+def parse_settings(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items (dotted keys, YAML values) as a mapping."""
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. search.alpha_weight_decay=0")
+        settings[key] = yaml.safe_load(value)
+    return settings
+
+
+def run_task(job: tuple[str, str, str, list, str, list[int], list[int], dict]) -> dict:
     """Every arm of one task (one thread)."""
-    results, config_path, key, values, task, seeds, search_seeds = job
+    results, config_path, key, values, task, seeds, search_seeds, settings = job
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
-    base = config.resolve(yaml.safe_load(Path(config_path).read_text()))
+    base = config.resolve(yaml.safe_load(Path(config_path).read_text()))  # every key has its value
+    for fixed_key, fixed_value in settings.items():
+        base = with_value(base, fixed_key, fixed_value)
     folders = {k: Path(results) / k / task for k in ("data", "teacher", "probes")}
     variant = base["main_variant"]
     arms, metric = {}, None
@@ -153,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retrain.seed offsets")
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0], help="one search per seed and arm")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config values every arm shares (dotted keys, YAML values), e.g. search.alpha_weight_decay=0")
     parser.add_argument("--jobs", type=int, default=2, help="tasks run side by side, one thread each")
     parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--out", required=True)
@@ -161,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     values = [yaml.safe_load(v) for v in args.values]
     if len(values) < 2 or len({arm_name(v) for v in values}) != len(values):
         parser.error(f"--values needs two or more distinct values, got {args.values}")
-    jobs = [(args.results, args.config, args.key, values, task, list(args.seeds), list(args.search_seeds))
+    settings = parse_settings(args.set)
+    jobs = [(args.results, args.config, args.key, values, task, list(args.seeds), list(args.search_seeds), settings)
             for task in args.tasks]
     with multiprocessing.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
         reports = pool.map(run_task, jobs, chunksize=1)
     report = {
-        "benchmark": "search_arms", "key": args.key, "values": values, "tasks": {r["task"]: r for r in reports},
+        "benchmark": "search_arms", "key": args.key, "values": values, "settings": settings,
+        "tasks": {r["task"]: r for r in reports},
         "wall_s": time.perf_counter() - start, "jobs": args.jobs,
         "machine": {"cpu": cpu_model(), "threads_per_job": 1, "torch": torch.__version__,
                     "platform": platform.platform()},
@@ -176,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['task']:6s} {r['metric']}: {arms} (delta {r['delta']:+.2f}, spread {r['seed_spread']})")
     out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
-    if previous.get("key") == args.key:  # add these tasks to an earlier report of the same key
+    if previous.get("key") == args.key and previous.get("settings", {}) == settings:  # add to an earlier report
         report["tasks"] = {**previous.get("tasks", {}), **report["tasks"]}
         report["wall_s"] = {"this_call": report["wall_s"], "earlier": previous.get("wall_s")}
     report["adaptivity"] = adaptivity(list(report["tasks"].values()), [arm_name(v) for v in values])

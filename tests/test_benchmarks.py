@@ -98,17 +98,19 @@ def test_search_arms_benchmark_runs_both_heads_through_search_and_retrain(mrpc_s
     cfg_path.write_text(yaml.safe_dump(mrpc_small["cfg"]))
     out = tmp_path / "pair_head.json"
     out.write_text(json.dumps({"benchmark": "search_arms", "key": "search.pair_head", "tasks": {"RTE": {"task": "RTE"}},
-                               "wall_s": 1.0}))
+                               "settings": {"search.alpha_weight_decay": 0}, "wall_s": 1.0}))
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks/search_arms.py"), "--results", str(mrpc_small["data_dir"].parents[1]),
          "--key", "search.pair_head", "--values", "mean", "interaction", "--tasks", "MRPC", "--seeds", "0",
-         "--search-seeds", "0", "1", "--jobs", "1", "--config", str(cfg_path), "--out", str(out)],
+         "--search-seeds", "0", "1", "--set", "search.alpha_weight_decay=0", "--jobs", "1", "--config", str(cfg_path),
+         "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     full = json.loads(out.read_text())
     tasks = full["tasks"]
-    assert set(tasks) == {"RTE", "MRPC"}  # an earlier report's tasks are kept
+    assert full["settings"] == {"search.alpha_weight_decay": 0}
+    assert set(tasks) == {"RTE", "MRPC"}  # an earlier report of the same key and settings keeps its tasks
     report = tasks["MRPC"]
     assert {h: a["head"] for h, a in report["arms"].items()} == {"mean": "mean", "interaction": "interaction"}
     for name, arm in report["arms"].items():  # one search per search seed, each retrained once (retrain seed 0)
