@@ -199,10 +199,15 @@ def _baseline(args):
     run_baseline(cfg, args.kind, args.task, args.seed, Path(args.data), Path(args.teacher), Path(args.out))
 
 
+def _check_threads(threads: int) -> None:
+    if threads < 1:
+        raise AdabertError(f"--threads must be >= 1, got {threads}")
+
+
 def _export(args):
     cfg = _stage_cfg(args, "measure")  # bad config fails before heavy imports
-    if args.threads is not None and args.threads < 1:
-        raise AdabertError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads is not None:
+        _check_threads(args.threads)
     from adabert.export import run_export  # lazy: fast CLI start-up
 
     run_export(cfg, args.task, Path(args.model), Path(args.data), Path(args.out), batch_size=args.batch_size,
@@ -259,8 +264,7 @@ def _measure_request(args) -> tuple[list[tuple[str, str]], list[tuple[int, int]]
 
 def _measure(args):
     # Threads first: OpenMP/MKL read these once, when torch is imported below.
-    if args.threads < 1:
-        raise AdabertError(f"--threads must be >= 1, got {args.threads}")
+    _check_threads(args.threads)
     runs, shapes = _measure_request(args)  # a bad request fails before torch loads
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)

@@ -112,11 +112,10 @@ def run_task(job: tuple[str, str, str, list, str, list[int], list[int], dict]) -
             searches, scores = [], []
             for search_seed in search_seeds:
                 work = Path(tmp) / name / f"search{search_seed}"
-                record, metric_scores = _search_and_retrain(cfg_all, task, variant, int(search_seed), seeds, folders,
-                                                            work)
+                record = _search_and_retrain(cfg_all, task, variant, int(search_seed), seeds, folders, work)
                 searches.append(record)
-                scores += [score for score, _ in metric_scores]
-                metric = metric_scores[-1][1]
+                scores += record["dev"]
+                metric = record["metric"]
             first = searches[0]
             arms[name] = arm_summary(scores) | {
                 "value": value, "depth": first["depth"], "head": first["head"],
@@ -132,9 +131,9 @@ def run_task(job: tuple[str, str, str, list, str, list[int], list[int], dict]) -
 
 
 def _search_and_retrain(cfg_all: dict, task: str, variant: str, search_seed: int, seeds: list[int],
-                        folders: dict[str, Path], work: Path) -> tuple[dict, list[tuple[float, str]]]:
+                        folders: dict[str, Path], work: Path) -> dict:
     """One search with ``search_seed``, its derivation and one retrain per ``seeds`` offset: the search's
-    record and the (score, metric) of every retrain."""
+    record with the dev score of every retrain (``dev``) and their metric."""
     start = time.perf_counter()
     search = run_search(config.stage_config(cfg_all, "search", task, variant), task, search_seed, variant,
                         folders["data"], folders["teacher"], folders["probes"], work / "search")
@@ -145,15 +144,15 @@ def _search_and_retrain(cfg_all: dict, task: str, variant: str, search_seed: int
               "depth_max_prob": search["final"]["depth_max_prob"],
               "search_examples_per_s": search["train_examples_per_s"], "search_s": time.perf_counter() - start,
               "genotype": genotype}
-    scores = []
+    record["dev"] = []
     for seed in seeds:
         cfg = config.retrain_config(cfg_all, task, variant)
         cfg["retrain"] = {**cfg["retrain"], "seed": int(seed)}
         m = run_retrain(cfg, task, variant, search_seed, folders["data"], folders["teacher"], folders["probes"],
                         work / "derive", work / f"retrain-{seed}")
-        scores.append((float(m["main_value"]), f"{m['main_split']} {m['main_metric']}"))
-    record["dev"] = [score for score, _ in scores]
-    return record, scores
+        record["dev"].append(float(m["main_value"]))
+        record["metric"] = f"{m['main_split']} {m['main_metric']}"
+    return record
 
 
 def adaptivity(reports: list[dict], names: list[str]) -> dict:

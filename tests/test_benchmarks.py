@@ -124,3 +124,23 @@ def test_search_arms_benchmark_runs_both_heads_through_search_and_retrain(mrpc_s
     for arm in report["arms"].values():
         assert len(arm["values"]) == 2 and arm["mean"] == pytest.approx(sum(arm["values"]) / 2)
     assert report["delta"] == pytest.approx(report["arms"]["interaction"]["mean"] - report["arms"]["mean"]["mean"])
+
+
+def test_majority_class_benchmark_scores_the_constant_answers(mrpc_small, tmp_path):
+    """Always answering the dev set's most frequent class scores its share as accuracy; F1 of always
+    answering the positive class is 2p / (1 + p) with p that share (MRPC: paraphrase is the majority)."""
+    from safetensors.torch import load_file
+
+    results = mrpc_small["data_dir"].parents[1]
+    out = tmp_path / "majority.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/majority_class.py"), "--results", str(results),
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())["tasks"]["MRPC"]
+    gold = load_file(mrpc_small["data_dir"] / f"{report['split']}.safetensors")["labels"]
+    share = float((gold == report["eval_majority_label"]).float().mean())
+    assert report["n"] == gold.shape[0] and report["eval_majority"]["accuracy"] == pytest.approx(100 * share)
+    if report["eval_majority_label"] == 1:
+        assert report["eval_majority"]["f1"] == pytest.approx(100 * 2 * share / (1 + share))
+    else:
+        assert report["eval_majority"]["f1"] == 0.0

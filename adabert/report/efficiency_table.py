@@ -153,7 +153,8 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
                 "threads": r["threads"], "params_M": size["params"] / 1e6,
                 "params_no_emb_M": size["params_no_embeddings"] / 1e6,
                 "latency_ms": median * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
-                "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
+                "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"),
+                "fraction_of_peak": r.get("fraction_of_peak"),
             }
             mode = ((r.get("onnx") or {}).get("int8") or {}).get("mode")
             if r["engine"] == "onnxruntime-int8" and exp and mode in (exp.get("int8") or {}):
@@ -206,8 +207,8 @@ def reference_rows(measurements: list[dict], tasks: Iterable[str] = ()) -> pd.Da
                "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"], "threads": r["threads"],
                "params_M": r["size"]["params"] / 1e6, "params_no_emb_M": r["size"]["params_no_embeddings"] / 1e6,
                "latency_ms": r["latency"]["median_s"] * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
-               "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"), "fraction_of_peak": r.get("fraction_of_peak"),
-               "label": r["model"].get("label", ""), "measured_on": subject.get("task")}
+               "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"),
+               "fraction_of_peak": r.get("fraction_of_peak"), "label": r["model"].get("label", ""), "measured_on": subject.get("task")}
         if kind != "teacher" or subject.get("task") is None:
             rows.append(row)
             continue

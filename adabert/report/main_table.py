@@ -242,7 +242,8 @@ def _notes(df: pd.DataFrame, tasks: list[str], other_glue: list[str], shape, mar
                                               for _, r in df[df["source"] == "this run"].iterrows())
         + "); one number when they print alike. The paper's ranges: over its six tasks.",
         "this run's students and baselines: mean ± std over seeds (random architectures: over samples, each "
-        "retrained with the searched students' recipe and initialisation); average = mean of the paper's six task columns when all six are present.",
+        "retrained with the searched students' recipe and initialisation); average = mean of the paper's six task "
+        "columns when all six are present.",
     ]
     if marks.held_out:
         notes.append(f"{HELD_OUT_MARK} {HELD_OUT}: {', '.join(sorted(marks.held_out))} (a seeded part of the "
