@@ -259,6 +259,15 @@ def _measure_request(args) -> tuple[list[tuple[str, str]], list[tuple[int, int]]
     if args.out is not None and len(runs) * len(shapes) > 1:
         raise AdabertError(f"measure: --out names one file, but {len(runs) * len(shapes)} measurements were asked "
                            "for; use --out-dir")
+    models = args.model or [None]
+    if len(models) > 1:
+        counts = {"--out-dir": len(args.out_dir or []), "--seed": len(args.seed or [])}
+        wrong = [f"{flag} has {n}" for flag, n in counts.items() if n != len(models)]
+        if wrong or args.onnx_dir is not None:
+            raise AdabertError(f"measure: {len(models)} --model folders need as many --out-dir and --seed values "
+                               f"and no --onnx-dir ({'; '.join(wrong) or '--onnx-dir given'})")
+    elif len(args.out_dir or [None]) > 1 or len(args.seed or [None]) > 1:
+        raise AdabertError("measure: one --model takes one --out-dir and one --seed")
     return runs, shapes
 
 
@@ -271,18 +280,22 @@ def _measure(args):
     from adabert.measure.machine import set_threads  # lazy: torch loads after the thread variables
 
     set_threads(args.threads)
-    from adabert.measure.models import measure_models  # lazy: fast CLI start-up
+    from adabert.measure.models import measure_each  # lazy: fast CLI start-up
 
-    records = measure_models(
-        args.model_kind, args.model, runs, shapes, args.threads, args.out_dir, num_labels=args.num_labels,
-        min_seconds=args.min_seconds, min_batches=args.min_batches, warmup=args.warmup, max_batches=args.max_batches,
-        peak_seconds=args.peak_seconds, repeats=args.repeats, onnx_dir=args.onnx_dir,
-        subject={"task": args.task, "variant": args.variant, "seed": args.seed}, int8_mode=args.int8,
-        data_dir=args.data, calibration_examples=args.calibration_examples, references=not args.no_references)
+    models = args.model or [None]
+    out_dirs = args.out_dir or [None] * len(models)
+    seeds = args.seed or [None] * len(models)
+    subjects = [{"task": args.task, "variant": args.variant, "seed": seed} for seed in seeds]
+    records = measure_each(
+        args.model_kind, list(zip(models, out_dirs, subjects)), runs, shapes, args.threads,
+        num_labels=args.num_labels, min_seconds=args.min_seconds, min_batches=args.min_batches, warmup=args.warmup,
+        max_batches=args.max_batches, peak_seconds=args.peak_seconds, repeats=args.repeats, onnx_dir=args.onnx_dir,
+        int8_mode=args.int8, data_dir=args.data, calibration_examples=args.calibration_examples,
+        references=not args.no_references)
     if args.out is not None:
         from adabert.io import write_json  # lazy: fast CLI start-up
 
-        write_json(Path(args.out), records[0])
+        write_json(Path(args.out), records[0][0])
 
 
 def _efficiency_table(args):
@@ -416,8 +429,11 @@ def _add_measure_commands(sub) -> None:
     _add(sub, "measure", _measure,
          "time one model on its engines, devices and batch shapes (one process); one measurement JSON each",
          ("--model-kind", {**REQ, "choices": list(MODEL_KINDS)}),
-         ("--model", {"help": "student folder, teacher folder, baseline folder (bilstm, truncated), or (bert-base) "
-                              "a local bert-base-uncased folder; omit for the BERT-base architecture with random weights"}),
+         ("--model", {"nargs": "+",
+                      "help": "student folder, teacher folder, baseline folder (bilstm, truncated), or (bert-base) "
+                              "a local bert-base-uncased folder; omit for the BERT-base architecture with random "
+                              "weights. Several folders of one kind are measured one after the other in this "
+                              "process (one --out-dir and --seed each)"}),
          ("--engine", {"choices": list(MEASURE_ENGINES),
                        "help": "one engine (torch-fp16: cuda only; onnxruntime-int8: cpu only); or --engines"}),
          ("--engines", {"nargs": "+", "metavar": "ENGINE[@DEVICE]",
@@ -430,8 +446,8 @@ def _add_measure_commands(sub) -> None:
                        "help": "several batch shapes (e.g. 128x128 1x32) instead of --batch and --seq-len"}),
          ("--threads", {**REQ, "type": int}),
          ("--out", {"help": "the measurement JSON (one engine and shape)"}),
-         ("--out-dir", {"help": "folder of the measurement JSONs, one per engine, device and shape, named "
-                                "{engine}.{device}.b{batch}.s{seq_len}.json"}),
+         ("--out-dir", {"nargs": "+", "help": "folder of the measurement JSONs, one per engine, device and shape, "
+                                             "named {engine}.{device}.b{batch}.s{seq_len}.json (one per --model)"}),
          ("--num-labels", {"type": int, "default": 2, "help": "bert-base: classifier outputs"}),
          ("--min-seconds", {"type": float, "default": 2.0, "help": "timed work per round (seconds)"}),
          ("--min-batches", {"type": int, "default": 3, "help": "timed batches per round"}),
@@ -448,7 +464,8 @@ def _add_measure_commands(sub) -> None:
          ("--calibration-examples", {"type": int, "default": 256, "help": "rows calibrating static int8"}),
          ("--onnx-dir", {"help": "keep the exported ONNX graphs here (default: a temporary folder)"}),
          ("--task", {"help": "task the model belongs to (recorded)"}),
-         ("--variant", {"help": "variant (recorded)"}), ("--seed", {"type": int, "help": "seed (recorded)"}))
+         ("--variant", {"help": "variant (recorded)"}),
+         ("--seed", {"type": int, "nargs": "+", "help": "seed (recorded; one per --model)"}))
     _add(sub, "efficiency-table", _efficiency_table, "compression, speedup, GFLOP/s and dev metrics of the students",
          ("--measurements", {"nargs": "+", **REQ}),
          ("--retrained", {"nargs": "+", **REQ, "help": "retrain metrics.json"}),

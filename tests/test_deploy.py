@@ -323,6 +323,27 @@ def test_measure_cli_measures_every_engine_and_shape_in_one_process(student, tmp
         assert set(record["references"]) == {other}
 
 
+def test_measure_cli_measures_several_models_in_one_process(student, tmp_path, capsys):
+    """Several ``--model`` folders (a task's random architectures): one ``--out-dir`` and ``--seed`` each, the
+    GEMM peak measured once and shared by every record."""
+    outs = [tmp_path / "seed0", tmp_path / "seed3"]
+    argv = ["measure", "--model-kind", "student", "--model", str(student["dir"]), str(student["dir"]), "--engines",
+            "torch", "--shapes", "2x8", "--threads", "1", "--out-dir", *map(str, outs), "--task", "MRPC",
+            "--variant", "random", "--seed", "0", "3", "--repeats", "2", *FAST]
+    assert main(argv) == 0
+    records = [validate_measurement(io.read_json(out / "torch.cpu.b2.s8.json")) for out in outs]
+    assert [r["subject"]["seed"] for r in records] == [0, 3]
+    assert {r["subject"]["variant"] for r in records} == {"random"}
+    assert records[0]["peak"] == records[1]["peak"] and records[0]["peak"]["gflops"] > 0
+    assert records[0]["latency"] != records[1]["latency"]  # each model timed on its own
+    bad = [*argv[:argv.index("--out-dir") + 2], *argv[argv.index("--task"):]]  # one --out-dir for two models
+    assert _error(bad, capsys) == ("error: measure: 2 --model folders need as many --out-dir and --seed values "
+                                   "and no --onnx-dir (--out-dir has 1)")
+    one = ["measure", "--model-kind", "student", "--model", str(student["dir"]), "--engines", "torch", "--shapes",
+           "2x8", "--threads", "1", "--out-dir", str(tmp_path / "a"), str(tmp_path / "b")]
+    assert _error(one, capsys) == "error: measure: one --model takes one --out-dir and one --seed"
+
+
 def test_measure_cli_refuses_ambiguous_requests(tmp_path, capsys):
     base = ["measure", "--model-kind", "bert-base", "--threads", "1"]
     out_dir, out = str(tmp_path / "m"), str(tmp_path / "m.json")

@@ -64,7 +64,12 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     # one measurement job per model: BERT-base and the teacher architecture once per run
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1
     assert counts["measure_student"] == counts["search"]  # the main variant's students, every engine
-    assert counts["measure_student_ablation"] == counts["random_architecture"]  # on measure.ablation_engines
+    # the random architectures on measure.ablation_engines, a task's five in one job
+    assert counts["measure_random"] == 8 and "measure_student_ablation" not in counts
+    measure_random = [b for b in proc.stdout.split("\nrule ") if b.startswith("measure_random:")]
+    sst2 = next(b for b in measure_random if "wildcards: task=SST-2" in b)
+    folders = " ".join(f"results/measure/student/random/SST-2/seed{n}" for n in range(5))
+    assert f"--seed 0 1 2 3 4 --out-dir {folders} >" in sst2
     assert "measure_baseline" not in counts
     assert not {"measure_bert_base_repeat", "measure_student_repeat", "repeatability_table"} & set(counts)
     # job_threads: 1: training jobs run one thread each (no "threads:" line in a dry run), measurement
@@ -91,7 +96,8 @@ def test_smoke_dag_plans_one_measurement_job_per_model_and_the_repeat_check(tmp_
     counts = job_counts(proc.stdout)
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1
     assert counts["measure_student"] == 2 and counts["measure_baseline"] == 4
-    assert counts["measure_student_ablation"] == 2 + 2  # beta_0 and augmented on MRPC; one random arch per task
+    assert counts["measure_student_ablation"] == 2  # beta_0 and augmented on MRPC
+    assert counts["measure_random"] == 2  # one random architecture per task, one job per task
     assert counts["measure_bert_base_repeat"] == counts["measure_student_repeat"] == 1
     assert counts["repeatability_table"] == 1
     request = "--engines torch onnxruntime --shapes 1x16"
@@ -141,7 +147,7 @@ def test_paper_dag_has_the_full_teacher_dag(tmp_path):
         assert counts[table] == 1, table
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1  # once per run, not per task
     assert counts["measure_student"] == 27 and counts["measure_baseline"] == 54  # one job per model
-    assert counts["measure_student_ablation"] == 126 + 45
+    assert counts["measure_student_ablation"] == 126 and counts["measure_random"] == 9
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@
 None for the architecture with random weights). :func:`measure_models` loads it once and measures every
 (engine, device) and (batch, seq_len) asked for in one process (:func:`adabert.measure.run.measure_many`;
 int8 graphs calibrated on the task's training rows), records which model it was and writes one JSON per
-combination (:data:`~adabert.measure.run.RECORD_NAME`); :func:`measure_model` is one combination.
+combination (:data:`~adabert.measure.run.RECORD_NAME`); :func:`measure_model` is one combination and
+:func:`measure_each` several models of one kind in one process (start-up and the GEMM peak paid once).
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ def measure_models(kind: str, model: str | os.PathLike | None, runs: Sequence[tu
                    max_batches: int | None = None, peak_seconds: float = 1.0, repeats: int = 3,
                    onnx_dir: str | os.PathLike | None = None, subject: dict | None = None, int8_mode: str = "auto",
                    data_dir: str | os.PathLike | None = None, calibration_examples: int = 256,
-                   references: bool = True) -> list[dict]:
+                   references: bool = True, peaks: dict | None = None) -> list[dict]:
     """Every (engine, device) of ``runs`` at every (batch, seq_len) of ``shapes`` of one model, loaded once
     (:func:`adabert.measure.run.measure_many`), with ``subject`` (task / variant / seed the model belongs to)
     recorded for the efficiency table; each record written to ``out_dir`` (if given) as
     :data:`~adabert.measure.run.RECORD_NAME`.
 
     Static int8 graphs are calibrated on ``calibration_examples`` training rows of the Data folder
-    ``data_dir`` (the task's prepared data); without it, on as many synthetic rows."""
+    ``data_dir`` (the task's prepared data); without it, on as many synthetic rows. ``peaks``: the GEMM
+    peaks already measured in this process (:func:`adabert.measure.run.measure_many`)."""
     mut = model_under_test(kind, model, num_labels)
     calibration = calibration_info = None
     if INT8 in [e for e, _ in runs] and data_dir is not None and "static" in modes_of(int8_mode):
@@ -51,7 +53,7 @@ def measure_models(kind: str, model: str | os.PathLike | None, runs: Sequence[tu
                            onnx_dir=onnx_dir, warmup=warmup, max_batches=max_batches, peak_seconds=peak_seconds,
                            repeats=repeats, int8_mode=int8_mode, calibration=calibration,
                            calibration_info=calibration_info, calibration_examples=calibration_examples,
-                           references=references)
+                           references=references, peaks=peaks)
     for record in records:
         record["subject"] = {"model_kind": kind, **{k: v for k, v in (subject or {}).items() if v is not None}}
         validate_measurement(record)
@@ -59,6 +61,16 @@ def measure_models(kind: str, model: str | os.PathLike | None, runs: Sequence[tu
             io.write_json(Path(out_dir) / RECORD_NAME.format(**record), record)
         _log(kind, record)
     return records
+
+
+def measure_each(kind: str, models: Sequence[tuple[str | os.PathLike | None, str | os.PathLike, dict]],
+                 runs: Sequence[tuple[str, str]], shapes: Sequence[tuple[int, int]], threads: int,
+                 **options) -> list[list[dict]]:
+    """:func:`measure_models` for each ``(model folder, out_dir, subject)`` of ``models`` in turn, in this
+    process: one start-up and one GEMM peak per device for all of them (e.g. a task's random architectures)."""
+    peaks: dict = {}
+    return [measure_models(kind, model, runs, shapes, threads, out_dir, subject=subject, peaks=peaks, **options)
+            for model, out_dir, subject in models]
 
 
 def measure_model(kind: str, model: str | os.PathLike | None, engine: str, device: str, batch: int, seq_len: int,

@@ -332,7 +332,8 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
                  onnx_dir: str | Path | None = None, warmup: int = 1, max_batches: int | None = None,
                  peak_seconds: float = 1.0, repeats: int = 3, int8_mode: str = "auto",
                  calibration: list | None = None, calibration_info: dict | None = None,
-                 calibration_examples: int = 256, references: bool = True) -> list[dict[str, Any]]:
+                 calibration_examples: int = 256, references: bool = True,
+                 peaks: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every (engine, device) of ``runs`` at every (batch, seq_len) of ``shapes``, in one process: one
     record per combination (in the order shape, then run).
 
@@ -341,7 +342,8 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
     ``calibration_examples`` synthetic rows as long as the longest shape), into ``onnx_dir`` (a temporary
     folder if None). Per shape and device, the engines and their references are timed interleaved in one
     set (:func:`_time_engines`); the fp32 GEMM peak of a device (``peak_seconds`` > 0, ``repeats`` times;
-    0 skips it, null in the JSON) is measured once and shared by its records.
+    0 skips it, null in the JSON) is measured once and shared by its records; ``peaks`` (device -> peak,
+    filled in place) shares it with the other models a process measures.
     """
     runs, shapes = list(dict.fromkeys(runs)), list(dict.fromkeys(shapes))
     _check_request(runs, shapes, int8_mode)
@@ -356,7 +358,8 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
     if INT8 in engines and calibration is None and "static" in quantize.modes_of(int8_mode):
         calibration, calibration_info = quantize.synthetic_calibration(
             mut.make_inputs, calibration_examples, max(n for _, n in shapes))
-    records, peaks, sizes = [], {}, {}
+    records, sizes = [], {}
+    peaks = {} if peaks is None else peaks
     with tempfile.TemporaryDirectory(prefix="adabert-onnx-") as tmp:
         onnx_info = None
         if any(not e.startswith("torch") for e in engines):

@@ -37,9 +37,10 @@ TASK_PATTERN = "|".join(re.escape(t) for t in TASKS)
 STUDENT_VARIANT = "|".join(
     [re.escape(v) for v in VARIANTS] + ["random", f"from-(?:{TASK_PATTERN})"]
 )
-# the students measured on measure.ablation_engines: every one but the main variant's
+# the students measured on measure.ablation_engines one job each: every one but the main variant's and
+# the random architectures (measured a task at a time, rule measure_random)
 ABLATION_VARIANT = "|".join(
-    [re.escape(v) for v in ABLATIONS] + ["random", f"from-(?:{TASK_PATTERN})"]
+    [re.escape(v) for v in ABLATIONS] + [f"from-(?:{TASK_PATTERN})"]
 )
 # Speed/size measurements: one job per model (all its engines, devices and shapes in one process), one
 # file per engine, device and shape, named MEASURE_NAME. The teacher architecture is measured once per
@@ -251,6 +252,11 @@ def measure_int8_options(engines=None):
         return opts
 
     return options
+
+
+def random_measure_folders(task):
+    """The measurement folders of a task's random architectures (one measure_random job writes them all)."""
+    return [f"results/measure/student/random/{task}/seed{n}" for n in RANDOM_SAMPLES]
 
 
 def measure_gpu(engines=None):

@@ -140,6 +140,59 @@ if measure_combos(MEASURE["ablation_engines"]):
             " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
+if measure_combos(MEASURE["ablation_engines"]) and RANDOM_SAMPLES and RANDOM_TASKS:
+
+    rule measure_random:
+        """The random architectures of one task (baselines.random) on measure.ablation_engines, one after
+        the other in one job: one process start-up and one GEMM peak for all of them.
+        """
+        input:
+            unpack(measure_data(MEASURE["ablation_engines"])),
+            models=expand(
+                "results/retrain/random/{{task}}/seed{n}/model.safetensors",
+                n=RANDOM_SAMPLES,
+            ),
+        output:
+            [
+                f
+                for n in RANDOM_SAMPLES
+                for f in measure_files(
+                    f"results/measure/student/random/{{task}}/seed{n}",
+                    MEASURE["ablation_engines"],
+                )
+            ],
+        log:
+            "logs/measure/student/random/{task}.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/student/random/{task}.tsv"
+        wildcard_constraints:
+            task=TASK_PATTERN,
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=len(RANDOM_SAMPLES)
+            * measure_runtime(5, MEASURE["ablation_engines"]),
+            cpu_bench=BENCH_UNITS,
+            gpu=measure_gpu(MEASURE["ablation_engines"]),
+        params:
+            models=lambda wildcards, input: " ".join(
+                shlex.quote(os.path.dirname(m)) for m in input.models
+            ),
+            outs=lambda wildcards: " ".join(
+                shlex.quote(f) for f in random_measure_folders(wildcards.task)
+            ),
+            seeds=" ".join(str(n) for n in RANDOM_SAMPLES),
+            request=measure_request(MEASURE["ablation_engines"]),
+            opts=measure_options,
+            int8=measure_int8_options(MEASURE["ablation_engines"]),
+        shell:
+            "python -m adabert measure --model-kind student --model {params.models}"
+            " {params.request} {params.opts} {params.int8} --task {wildcards.task:q}"
+            " --variant random --seed {params.seeds} --out-dir {params.outs} > {log:q} 2>&1"
+
+
 if measure_combos() and MEASURE["repeat_check"]:
 
     use rule measure_student as measure_student_repeat with:
