@@ -90,7 +90,8 @@ def run_random_architecture(cfg: dict, task: str, sample: int, search_dir: str |
     data = artifacts.read_data(data_dir)
     genotype = sample_genotype(scfg["ops"], int(scfg["nodes"]), int(scfg["k_max"]), int(scfg["width"]), seed,
                                fixed_depth=scfg.get("fixed_depth"),
-                               head=head_for(scfg.get("pair_head", "mean"), data.pair))
+                               head=head_for(scfg.get("pair_head", "mean"), data.pair),
+                               max_parameter_free=scfg.get("max_parameter_free"))
     supernet = Path(search_dir) / artifacts.SUPERNET_FILE
     tensors = supernet_weights(genotype, supernet, data.num_labels, seed, init)
     info = {"kind": "random", "sample": int(sample), "sample_seed": seed, "init": init,

@@ -40,6 +40,22 @@ def test_sampled_genotypes_are_valid_deterministic_and_cover_the_space():
         sample_genotype(["none"], 3, 4, 16, seed=0)
 
 
+def test_sampled_genotypes_respect_the_cap_on_parameter_free_ops():
+    free = {"max_pool_3", "skip_connect"}
+    counts = []
+    for seed in range(200):
+        uncapped = sample_genotype(OPS, 3, 4, 16, seed=seed)
+        capped = sample_genotype(OPS, 3, 4, 16, seed=seed, max_parameter_free=1)
+        n_free = [sum(op in free for node in g.nodes for _, op in node) for g in (uncapped, capped)]
+        assert n_free[1] <= 1
+        if n_free[0] <= 1:  # a first draw within the cap is kept: the capped space is sampled uniformly
+            assert capped.to_dict() == uncapped.to_dict()
+        counts.append(n_free[1])
+    assert set(counts) == {0, 1}
+    with pytest.raises(AdabertError, match="no parametric op"):
+        sample_genotype(["max_pool_3", "none"], 3, 4, 16, seed=0, max_parameter_free=2)
+
+
 @pytest.fixture(scope="module")
 def random_arch(mrpc_small, mrpc_searched, tmp_path_factory):
     out = tmp_path_factory.mktemp("random") / "arch"
@@ -85,6 +101,12 @@ def test_random_architecture_is_a_derive_folder_cut_from_the_searched_supernet(r
     other = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 1,
                                     mrpc_searched["root"] / "search", mrpc_small["data_dir"], out.with_name("other"))
     assert other["sample_seed"] != summary["sample_seed"]
+    capped_cfg = config.stage_config(mrpc_small["cfg"], "architecture")
+    capped_cfg["search"]["max_parameter_free"] = 0  # the random architectures follow the searched space's cap
+    capped = run_random_architecture(capped_cfg, "MRPC", 0, mrpc_searched["root"] / "search",
+                                     mrpc_small["data_dir"], out.with_name("capped"))
+    ops = [edge["op"] for node in capped["genotype"]["nodes"] for edge in node]
+    assert not set(ops) & {"max_pool_3", "avg_pool_3", "skip_connect"}
 
 
 def test_random_architecture_retrains_with_the_main_recipe_and_init(random_arch, mrpc_small, tmp_path):

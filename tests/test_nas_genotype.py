@@ -117,6 +117,41 @@ def test_derive_excludes_none_and_keeps_top2_edges():
         derive_genotype(alpha, depth, OPS, fixed_depth=5)
 
 
+def test_cap_on_parameter_free_ops_replaces_the_least_confident_ones():
+    alpha = torch.zeros(9, len(OPS))
+    # node 2: max pool (strong) and skip (weak); node 3: avg pool and dil5; node 4: skip and cnn3
+    alpha[0, OPS.index("max_pool_3")] = 4.0
+    alpha[1, OPS.index("skip_connect")] = 1.0
+    alpha[1, OPS.index("dil_conv_7")] = 0.5  # the best conv of edge 1
+    alpha[3, OPS.index("avg_pool_3")] = 3.0
+    alpha[4, OPS.index("dil_conv_5")] = 3.5
+    alpha[6, OPS.index("skip_connect")] = 2.0
+    alpha[6, OPS.index("std_conv_5")] = 0.2  # the best conv of edge 6
+    alpha[8, OPS.index("std_conv_3")] = 2.5
+    depth = torch.tensor([1.0, 0.0])
+    uncapped = derive_genotype(alpha, depth, OPS)
+    assert uncapped.nodes == [
+        [(0, "max_pool_3"), (1, "skip_connect")],
+        [(1, "avg_pool_3"), (2, "dil_conv_5")],
+        [(1, "skip_connect"), (3, "std_conv_3")],
+    ]
+    assert derive_genotype(alpha, depth, OPS, max_parameter_free=4).nodes == uncapped.nodes
+    # cap 2: the weakest two of the four (skip on edge 1, then skip on edge 6) become convolutions
+    assert derive_genotype(alpha, depth, OPS, max_parameter_free=2).nodes == [
+        [(0, "max_pool_3"), (1, "dil_conv_7")],
+        [(1, "avg_pool_3"), (2, "dil_conv_5")],
+        [(1, "std_conv_5"), (3, "std_conv_3")],
+    ]
+    capped = derive_genotype(alpha, depth, OPS, max_parameter_free=0)
+    assert all(op.startswith(("std_conv", "dil_conv")) for edges in capped.nodes for _, op in edges)
+    assert [[i for i, _ in edges] for edges in capped.nodes] == [[0, 1], [1, 2], [1, 3]]  # same edges
+    with pytest.raises(AdabertError, match="max_parameter_free"):
+        derive_genotype(alpha, depth, OPS, max_parameter_free=-1)
+    pools = ["max_pool_3", "skip_connect", "none"]
+    with pytest.raises(AdabertError, match="no parametric op"):
+        derive_genotype(torch.zeros(9, 3), depth, pools, max_parameter_free=1)
+
+
 def test_op_weights_match_genotype():
     g = _genotype()
     w = g.op_weights(OPS)

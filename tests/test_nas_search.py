@@ -12,7 +12,7 @@ from adabert import config, io, metrics, tasks
 from adabert.nas.derive import load_supernet, run_derive
 from adabert.artifacts import read_data
 from adabert.batching import STUDENT_INPUTS
-from adabert.nas.search import predict, run_search, subsample_indices
+from adabert.nas.search import current_genotype, predict, run_search, subsample_indices
 from adabert.student import Student
 from conftest import n_rows
 
@@ -79,6 +79,23 @@ def test_derived_student_reproduces_the_best_epoch_dev_metric(searched, mrpc_sma
     spec = tasks.get_task("MRPC")
     assert metrics.compute(spec, logits, dev["labels"])["f1"] == pytest.approx(searched["summary"]["best_dev_main"])
     assert searched["derived"]["params"] == student.num_parameters()
+
+
+def test_capped_derivation_keeps_the_edges_and_puts_convolutions_in_place_of_pools(searched, mrpc_small, tmp_path):
+    """search.max_parameter_free reaches the derive stage and the search's per-round genotype: the same kept
+    edges, no more pools/identities than the cap, and a student that loads with the inherited conv weights."""
+    free = {"max_pool_3", "avg_pool_3", "skip_connect"}
+    cfg = config.stage_config(mrpc_small["cfg"], "derive", "MRPC", "main")
+    cfg["search"]["max_parameter_free"] = 0
+    run_derive(cfg, searched["root"] / "search", tmp_path / "capped")
+    capped = Student.from_folder(tmp_path / "capped").genotype
+    uncapped = Student.from_folder(searched["root"] / "derive").genotype
+    assert [[i for i, _ in e] for e in capped.nodes] == [[i for i, _ in e] for e in uncapped.nodes]
+    assert not {op for e in capped.nodes for _, op in e} & free
+    pairs = [(c, u) for ce, ue in zip(capped.nodes, uncapped.nodes) for c, u in zip(ce, ue)]
+    assert all(c == u for c, u in pairs if u[1] not in free)  # the searched convolutions stay
+    net = load_supernet(searched["root"] / "search" / "supernet.safetensors")
+    assert current_genotype(net, {**cfg["search"], "ops": net.ops}).to_dict() == capped.to_dict()
 
 
 def test_same_seed_same_genotype(searched, mrpc_small, tmp_path, one_thread):

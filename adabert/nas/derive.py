@@ -93,6 +93,7 @@ def run_derive(cfg: dict, search_dir: str | os.PathLike, out_dir: str | os.PathL
         raise AdabertError(f"{search_dir / HISTORY_FILE}: best_epoch {best} has no history entry")
     entry = entries[best]
     net = load_supernet(search_dir / SUPERNET_FILE)
+    cap = cfg["search"].get("max_parameter_free")
     genotype = derive_genotype(
         torch.tensor(entry["alpha_ops"]),
         torch.tensor(entry["alpha_depth"]),
@@ -101,10 +102,12 @@ def run_derive(cfg: dict, search_dir: str | os.PathLike, out_dir: str | os.PathL
         width=net.width,
         fixed_depth=net.fixed_depth,
         head=net.head,
+        max_parameter_free=cap,
     )
     # The weights file was written at the best epoch: its alphas must give the same architecture.
     from_weights = derive_genotype(
-        net.alpha_ops, net.alpha_depth, net.ops, k=2, width=net.width, fixed_depth=net.fixed_depth, head=net.head
+        net.alpha_ops, net.alpha_depth, net.ops, k=2, width=net.width, fixed_depth=net.fixed_depth, head=net.head,
+        max_parameter_free=cap,
     )
     if from_weights.to_dict() != genotype.to_dict():
         raise AdabertError(

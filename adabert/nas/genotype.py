@@ -8,6 +8,12 @@ Derivation (spec 2.3, the authors' PyTorch / DARTS ``parse`` rule): the depth is
 for every intermediate node take, on each incoming edge, the best op *excluding* ``none`` (by its
 softmax weight), then keep the ``k = 2`` edges whose best weight is largest. (The TF code softmaxes at
 temperature 0.2 and does not exclude the zero op; we follow PyTorch.)
+
+Optional cap on parameter-free ops (``max_parameter_free``, config ``search.max_parameter_free``; our
+addition, after P-DARTS, Chen et al. 2019, which caps the skip connections of the derived cell): when
+a cell keeps more pools and identities than the cap, the least confident of them (smallest softmax
+weight) are replaced by the best parametric op of the same edge. Random architectures are drawn from
+the same capped space (``sample_genotype`` rejects draws over the cap), so the comparison stays fair.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import torch
 from adabert import io
 from adabert.errors import AdabertError
 from adabert.nas.head import check_head
-from adabert.nas.ops import OPS
+from adabert.nas.ops import OPS, PARAMETER_FREE_OPS
 
 SCHEMA_VERSION = 1
 
@@ -227,8 +233,9 @@ def derive_genotype(
     width: int = 128,
     fixed_depth: int | None = None,
     head: str = "mean",
+    max_parameter_free: int | None = None,
 ) -> Genotype:
-    """Discretise architecture logits (spec 2.3, PyTorch/DARTS rule; see module docstring)."""
+    """Discretise architecture logits (spec 2.3, PyTorch/DARTS rule, optional cap; see module docstring)."""
     alpha_ops = torch.as_tensor(alpha_ops, dtype=torch.float32).detach().cpu()
     alpha_depth = torch.as_tensor(alpha_depth, dtype=torch.float32).detach().cpu()
     ops = list(ops)
@@ -251,8 +258,45 @@ def derive_genotype(
         scored.sort(key=lambda s: -s[0])
         kept = sorted(scored[: min(k, len(scored))], key=lambda s: s[1])
         nodes.append([(i, op) for _, i, op in kept])
+    if max_parameter_free is not None:
+        nodes = cap_parameter_free(nodes, probs, ops, int(max_parameter_free))
     depth = int(fixed_depth) if fixed_depth is not None else int(torch.argmax(alpha_depth)) + 1
     return Genotype(depth=depth, nodes=nodes, ops=ops, width=int(width), k_max=k_max, head=head)
+
+
+def parameter_free_count(nodes: Sequence[Sequence[tuple[int, str]]]) -> int:
+    """How many kept edges of a cell carry a parameter-free op (pool or identity)."""
+    return sum(op in PARAMETER_FREE_OPS for edges in nodes for _, op in edges)
+
+
+def cap_parameter_free(
+    nodes: list[list[tuple[int, str]]], probs: torch.Tensor, ops: Sequence[str], cap: int
+) -> list[list[tuple[int, str]]]:
+    """``nodes`` with at most ``cap`` parameter-free ops: the least confident ones (by ``probs``, the
+    softmax over ``ops`` per edge row) become their edge's best parametric op; ties keep the earlier edge."""
+    if cap < 0:
+        raise AdabertError(f"search.max_parameter_free must be >= 0, got {cap}")
+    parametric = [o for o, name in enumerate(ops) if name != "none" and name not in PARAMETER_FREE_OPS]
+    free = sorted(
+        (float(probs[edge_index(j, i), ops.index(op)]), j, slot)
+        for j, edges in enumerate(nodes)
+        for slot, (i, op) in enumerate(edges)
+        if op in PARAMETER_FREE_OPS
+    )
+    excess = len(free) - cap
+    if excess <= 0:
+        return nodes
+    if not parametric:
+        raise AdabertError(
+            f"search.max_parameter_free is {cap} but the op set {list(ops)} has no parametric op to put in place "
+            "of a pool or identity"
+        )
+    out = [list(edges) for edges in nodes]
+    for _, j, slot in free[:excess]:
+        i = out[j][slot][0]
+        row = probs[edge_index(j, i), parametric]
+        out[j][slot] = (i, ops[parametric[int(torch.argmax(row))]])
+    return out
 
 
 def sample_genotype(
@@ -264,12 +308,15 @@ def sample_genotype(
     k: int = 2,
     fixed_depth: int | None = None,
     head: str = "mean",
+    max_parameter_free: int | None = None,
 ) -> Genotype:
     """A uniformly random architecture of the search space (the random-architecture baseline).
 
     Depth uniform in 1..k_max (or ``fixed_depth``); every intermediate node keeps ``k`` distinct inputs
     (uniform among its j + 2 possible inputs) with ops uniform over ``ops`` without ``none``: the
-    genotypes the derivation rule can produce, each equally likely. Deterministic given ``seed``.
+    genotypes the derivation rule can produce, each equally likely. With ``max_parameter_free`` a cell
+    over the cap is drawn again (rejection: uniform over the capped space; the first draw is the uncapped
+    one). Deterministic given ``seed``.
     """
     ops = list(ops)
     candidates = [op for op in ops if op != "none"]
@@ -282,9 +329,18 @@ def sample_genotype(
     def pick(n: int) -> int:
         return int(torch.randint(n, (1,), generator=gen))
 
-    depth = int(fixed_depth) if fixed_depth is not None else pick(k_max) + 1
-    sampled = []
-    for j in range(nodes):
-        inputs = sorted(torch.randperm(j + 2, generator=gen)[: min(k, j + 2)].tolist())
-        sampled.append([(int(i), candidates[pick(len(candidates))]) for i in inputs])
+    if max_parameter_free is not None and max_parameter_free < 0:
+        raise AdabertError(f"search.max_parameter_free must be >= 0, got {max_parameter_free}")
+    if max_parameter_free is not None and all(op in PARAMETER_FREE_OPS for op in candidates):
+        raise AdabertError(
+            f"search.max_parameter_free is {max_parameter_free} but the op set {ops} has no parametric op"
+        )
+    while True:
+        depth = int(fixed_depth) if fixed_depth is not None else pick(k_max) + 1
+        sampled = []
+        for j in range(nodes):
+            inputs = sorted(torch.randperm(j + 2, generator=gen)[: min(k, j + 2)].tolist())
+            sampled.append([(int(i), candidates[pick(len(candidates))]) for i in inputs])
+        if max_parameter_free is None or parameter_free_count(sampled) <= max_parameter_free:
+            break
     return Genotype(depth=depth, nodes=sampled, ops=ops, width=int(width), k_max=int(k_max), head=head)

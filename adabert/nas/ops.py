@@ -51,6 +51,11 @@ OP_NAMES: tuple[str, ...] = (
     "none",
 )
 
+# The ops without convolution weights ("parameter-free" in the DARTS literature; the pools' BatchNorm
+# has an affine pair per channel): the ones a short differentiable search collapses to, and what
+# search.max_parameter_free caps in a derived cell.
+PARAMETER_FREE_OPS: frozenset[str] = frozenset({"max_pool_3", "avg_pool_3", "skip_connect"})
+
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` [B, W, L] over the real tokens of ``mask`` [B, 1, L] -> [B, W]."""

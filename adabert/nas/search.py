@@ -235,7 +235,8 @@ def predict(net: SuperNet, split: dict[str, torch.Tensor], op_weights: torch.Ten
 def current_genotype(net: SuperNet, scfg: dict) -> Genotype:
     """The noise-free architecture of the current alphas (the one the derive stage would cut out now)."""
     return derive_genotype(net.alpha_ops, net.alpha_depth, list(scfg["ops"]), k=2, width=scfg["width"],
-                           fixed_depth=net.fixed_depth, head=net.head)
+                           fixed_depth=net.fixed_depth, head=net.head,
+                           max_parameter_free=scfg.get("max_parameter_free"))
 
 
 def architecture_confidence(net: SuperNet) -> dict[str, float]:
