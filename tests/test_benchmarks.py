@@ -144,3 +144,43 @@ def test_majority_class_benchmark_scores_the_constant_answers(mrpc_small, tmp_pa
         assert report["eval_majority"]["f1"] == pytest.approx(100 * 2 * share / (1 + share))
     else:
         assert report["eval_majority"]["f1"] == 0.0
+
+
+def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(mrpc_small, mrpc_searched, tmp_path):
+    """Each fixed cell is cut out of the task's main supernet and retrained per seed; the run's searched and
+    random students are read as references."""
+    import yaml
+
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(mrpc_small["cfg"]))
+    results = tmp_path / "results"
+    for stage in ("data", "teacher", "probes"):
+        (results / stage).mkdir(parents=True)
+        (results / stage / "MRPC").symlink_to(mrpc_small[f"{stage}_dir"])
+    (results / "search" / "main" / "MRPC").mkdir(parents=True)
+    (results / "search" / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / "search")
+    for variant, values in (("main", [70.0, 72.0]), ("random", [60.0, 65.0, 80.0])):
+        for n, value in enumerate(values):
+            folder = results / "retrain" / variant / "MRPC" / f"seed{n}"
+            folder.mkdir(parents=True)
+            (folder / "metrics.json").write_text(json.dumps({"main_value": value}))
+    out = tmp_path / "fixed_cells.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/fixed_cells.py"), "--results", str(results), "--cells",
+         "identity=skip_connect", "conv3=std_conv_3", "--tasks", "MRPC", "--seeds", "0", "--jobs", "1",
+         "--config", str(cfg_path), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())["tasks"]["MRPC"]
+    assert report["searched"]["mean"] == 71.0 and report["random"]["median"] == 65.0
+    identity, conv3 = report["cells"]["identity"], report["cells"]["conv3"]
+    assert identity["op"] == "skip_connect" and identity["depth"] == 1 and len(identity["values"]) == 1
+    width, nodes = mrpc_small["cfg"]["search"]["width"], mrpc_small["cfg"]["search"]["nodes"]
+    # the conv cell adds 2 convolutions (k=3, with bias) and their BatchNorm per node to the same embedding and head
+    assert conv3["params"] - identity["params"] == nodes * 2 * (width * width * 3 + width + 2 * width)
+    assert identity["values"] == [identity["mean"]] and conv3["values"] == [conv3["mean"]]
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks/fixed_cells.py"), "--results", str(results),
+                          "--cells", "x=conv9", "--tasks", "MRPC", "--jobs", "1", "--config", str(cfg_path),
+                          "--out", str(tmp_path / "bad.json")], capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "'conv9' is not an op of the search space" in bad.stderr

@@ -1,0 +1,155 @@
+"""Do the cells matter? Fixed one-op cells retrained like the searched students, against a run's results.
+
+The simplest baselines of the search space: a depth-1 student whose every edge is one fixed op, e.g.
+``skip_connect`` (identity: the student is the folded teacher embedding, averaged, read by the
+classifier, a bag of embeddings) or ``std_conv_3`` (every edge a convolution). For each task, with the
+pipeline's own stages on a workflow run's folders (``<results>/data|teacher|probes/<task>`` and the main
+search of seed ``seeds[0]``):
+
+1. the fixed genotype (depth ``--depth``, each intermediate node reads the two cell inputs through
+   ``OP``) is cut out of the task's main supernet exactly as a random architecture is (the main
+   variant's ``retrain.init``; :func:`adabert.architectures.supernet_weights`);
+2. the retrain stage trains it with the random architectures' recipe (the main variant's), once per
+   ``--seeds`` offset.
+
+Reported per task and cell: the dev metric of every retrain, mean and std, next to the run's searched
+students (``<results>/retrain/<main>/<task>/seed*``) and random architectures
+(``<results>/retrain/random/<task>/seed*``): their values, mean and median. Tasks run in ``--jobs``
+processes of one thread each.
+
+Usage (the committed report):
+    python benchmarks/fixed_cells.py --results results --cells identity=skip_connect conv3=std_conv_3 \
+        --tasks CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE --seeds 0 1 --jobs 2 --out docs/results/fixed_cells.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import arm_summary  # noqa: E402
+
+from adabert import artifacts, config, io  # noqa: E402
+from adabert.architectures import supernet_weights, write_architecture  # noqa: E402
+from adabert.measure.machine import cpu_model  # noqa: E402
+from adabert.nas.genotype import Genotype  # noqa: E402
+from adabert.nas.head import head_for  # noqa: E402
+from adabert.nas.ops import OPS  # noqa: E402
+from adabert.retrain import run_retrain  # noqa: E402
+
+
+def fixed_genotype(op: str, depth: int, scfg: dict, pair: bool) -> Genotype:
+    """Depth ``depth``; every intermediate node of the cell reads inputs 0 and 1 through ``op``."""
+    nodes = [[(0, op), (1, op)] for _ in range(int(scfg["nodes"]))]
+    return Genotype(depth=depth, nodes=nodes, ops=list(scfg["ops"]), width=int(scfg["width"]),
+                    k_max=int(scfg["k_max"]), head=head_for(scfg.get("pair_head", "mean"), pair))
+
+
+def parse_cells(items: list[str]) -> dict[str, str]:
+    """``--cells NAME=OP`` items as a mapping (name -> op)."""
+    cells = {}
+    for item in items:
+        name, sep, op = item.partition("=")
+        if not sep or not name or not op:
+            raise SystemExit(f"--cells {item!r}: expected NAME=OP, e.g. identity=skip_connect")
+        if op not in OPS or op == "none":
+            raise SystemExit(f"--cells {item!r}: {op!r} is not an op of the search space "
+                             f"({', '.join(o for o in OPS if o != 'none')})")
+        cells[name] = op
+    return cells
+
+
+def run_values(folder: Path) -> list[float]:
+    """The main dev values of the retrain folders ``folder/seed*`` of a workflow run."""
+    return [float(io.read_json(p)["main_value"]) for p in sorted(folder.glob("seed*/metrics.json"))]
+
+
+def reference(values: list[float]) -> dict:
+    return {"values": values, "n": len(values), "mean": statistics.fmean(values) if values else None,
+            "median": statistics.median(values) if values else None}
+
+
+def run_task(job: tuple[str, str, dict[str, str], int, str, list[int]]) -> dict:
+    """Every fixed cell of one task (one thread)."""
+    results, config_path, cells, depth, task, seeds = job
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
+    cfg_all = config.resolve(yaml.safe_load(Path(config_path).read_text()))
+    variant = cfg_all["main_variant"]
+    results = Path(results)
+    folders = {k: results / k / task for k in ("data", "teacher", "probes")}
+    supernet = results / "search" / variant / task / f"seed{cfg_all['seeds'][0]}" / artifacts.SUPERNET_FILE
+    data = artifacts.read_data(folders["data"])
+    scfg, init = cfg_all["search"], cfg_all["retrain"]["init"]
+    out = {"task": task, "cells": {}, "searched": reference(run_values(results / "retrain" / variant / task)),
+           "random": reference(run_values(results / "retrain" / "random" / task))}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, op in cells.items():
+            start = time.perf_counter()
+            genotype = fixed_genotype(op, depth, scfg, data.pair)
+            arch = Path(tmp) / name / "arch"
+            tensors = supernet_weights(genotype, supernet, data.num_labels, 0, init)
+            write_architecture(genotype, tensors, data, arch, {"kind": "fixed", "op": op, "init": init},
+                               config.stage_config(cfg_all, "architecture"))
+            scores = []
+            for seed in seeds:
+                cfg = config.retrain_config(cfg_all, task, "random")
+                cfg["retrain"] = {**cfg["retrain"], "seed": int(seed)}
+                m = run_retrain(cfg, task, "random", 0, folders["data"], folders["teacher"], folders["probes"],
+                                arch, Path(tmp) / name / f"retrain-{seed}")
+                scores.append(float(m["main_value"]))
+                out["metric"] = f"{m['main_split']} {m['main_metric']}"
+                params = int(m["params"])
+            out["cells"][name] = arm_summary(scores) | {"op": op, "depth": depth, "params": params,
+                                                        "s": time.perf_counter() - start}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", required=True, help="a workflow run's results folder")
+    parser.add_argument("--cells", nargs="+", required=True, metavar="NAME=OP",
+                        help="fixed cells, e.g. identity=skip_connect conv3=std_conv_3")
+    parser.add_argument("--depth", type=int, default=1, help="cells of the fixed students")
+    parser.add_argument("--tasks", nargs="+", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retrain.seed offsets")
+    parser.add_argument("--jobs", type=int, default=2, help="tasks run side by side, one thread each")
+    parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    cells = parse_cells(args.cells)
+    jobs = [(args.results, args.config, cells, args.depth, task, list(args.seeds)) for task in args.tasks]
+    with multiprocessing.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
+        reports = pool.map(run_task, jobs, chunksize=1)
+    report = {
+        "benchmark": "fixed_cells", "cells": cells, "depth": args.depth, "seeds": list(args.seeds),
+        "tasks": {r["task"]: r for r in reports},
+        "wall_s": time.perf_counter() - start, "jobs": args.jobs,
+        "machine": {"cpu": cpu_model(), "threads_per_job": 1, "torch": torch.__version__,
+                    "platform": platform.platform()},
+    }
+    io.write_json(Path(args.out), report)
+    for r in reports:
+        cols = "  ".join(f"{n} {c['mean']:.1f}" for n, c in r["cells"].items())
+        print(f"{r['task']:6s} {r['metric']}: {cols}  searched {r['searched']['mean']:.1f}  "
+              f"random median {r['random']['median']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
