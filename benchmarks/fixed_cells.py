@@ -15,7 +15,8 @@ search of seed ``seeds[0]``):
 Reported per task and cell: the dev metric of every retrain, mean and std, next to the run's searched
 students (``<results>/retrain/<main>/<task>/seed*``) and random architectures
 (``<results>/retrain/random/<task>/seed*``): their values, mean and median. Tasks run in ``--jobs``
-processes of one thread each.
+processes of one thread each; ``--set KEY=VALUE`` changes the fixed students' config (e.g. a longer
+retrain), not the run's references.
 
 Usage (the committed report):
     python benchmarks/fixed_cells.py --results results --cells identity=skip_connect conv3=std_conv_3 \
@@ -42,6 +43,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import arm_summary  # noqa: E402
+from search_arms import parse_settings, with_value  # noqa: E402
 
 from adabert import artifacts, config, io  # noqa: E402
 from adabert.architectures import supernet_weights, write_architecture  # noqa: E402
@@ -83,12 +85,14 @@ def reference(values: list[float]) -> dict:
             "median": statistics.median(values) if values else None}
 
 
-def run_task(job: tuple[str, str, dict[str, str], int, str, list[int]]) -> dict:
+def run_task(job: tuple[str, str, dict[str, str], int, str, list[int], dict]) -> dict:
     """Every fixed cell of one task (one thread)."""
-    results, config_path, cells, depth, task, seeds = job
+    results, config_path, cells, depth, task, seeds, settings = job
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
     cfg_all = config.resolve(yaml.safe_load(Path(config_path).read_text()))
+    for key, value in settings.items():
+        cfg_all = with_value(cfg_all, key, value)
     variant = cfg_all["main_variant"]
     results = Path(results)
     folders = {k: results / k / task for k in ("data", "teacher", "probes")}
@@ -113,8 +117,8 @@ def run_task(job: tuple[str, str, dict[str, str], int, str, list[int]]) -> dict:
                                 arch, Path(tmp) / name / f"retrain-{seed}")
                 scores.append(float(m["main_value"]))
                 out["metric"] = f"{m['main_split']} {m['main_metric']}"
-                params = int(m["params"])
-            out["cells"][name] = arm_summary(scores) | {"op": op, "depth": depth, "params": params,
+                params, steps = int(m["params"]), int(m["steps"])
+            out["cells"][name] = arm_summary(scores) | {"op": op, "depth": depth, "params": params, "steps": steps,
                                                         "s": time.perf_counter() - start}
     return out
 
@@ -127,17 +131,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=1, help="cells of the fixed students")
     parser.add_argument("--tasks", nargs="+", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retrain.seed offsets")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config values of every retrain (dotted keys, YAML values), e.g. retrain.max_steps=1200; "
+                             "the run's searched and random students keep theirs")
     parser.add_argument("--jobs", type=int, default=2, help="tasks run side by side, one thread each")
     parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     start = time.perf_counter()
     cells = parse_cells(args.cells)
-    jobs = [(args.results, args.config, cells, args.depth, task, list(args.seeds)) for task in args.tasks]
+    settings = parse_settings(args.set)
+    jobs = [(args.results, args.config, cells, args.depth, task, list(args.seeds), settings) for task in args.tasks]
     with multiprocessing.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
         reports = pool.map(run_task, jobs, chunksize=1)
     report = {
         "benchmark": "fixed_cells", "cells": cells, "depth": args.depth, "seeds": list(args.seeds),
+        "settings": settings,
         "tasks": {r["task"]: r for r in reports},
         "wall_s": time.perf_counter() - start, "jobs": args.jobs,
         "machine": {"cpu": cpu_model(), "threads_per_job": 1, "torch": torch.__version__,

@@ -168,7 +168,7 @@ def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(m
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks/fixed_cells.py"), "--results", str(results), "--cells",
          "identity=skip_connect", "conv3=std_conv_3", "--tasks", "MRPC", "--seeds", "0", "--jobs", "1",
-         "--config", str(cfg_path), "--out", str(out)],
+         "--set", "retrain.max_steps=2", "--config", str(cfg_path), "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -176,6 +176,7 @@ def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(m
     assert report["searched"]["mean"] == 71.0 and report["random"]["median"] == 65.0
     identity, conv3 = report["cells"]["identity"], report["cells"]["conv3"]
     assert identity["op"] == "skip_connect" and identity["depth"] == 1 and len(identity["values"]) == 1
+    assert identity["steps"] == conv3["steps"] == 2  # --set reaches the retrain
     width, nodes = mrpc_small["cfg"]["search"]["width"], mrpc_small["cfg"]["search"]["nodes"]
     # the conv cell adds 2 convolutions (k=3, with bias) and their BatchNorm per node to the same embedding and head
     assert conv3["params"] - identity["params"] == nodes * 2 * (width * width * 3 + width + 2 * width)
