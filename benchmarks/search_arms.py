@@ -34,6 +34,9 @@ Usage (the committed reports):
     python benchmarks/search_arms.py --results results --set search.alpha_weight_decay=0 --key search.execution \
         --values single_path all_ops --tasks SST-2 MRPC --search-seeds 0 --seeds 0 --jobs 2 \
         --out docs/results/execution_without_alpha_decay.json
+    python benchmarks/search_arms.py --results results --set search.alpha_weight_decay=0 \
+        --key search.max_parameter_free --values 2 0 --tasks SST-2 MRPC QNLI RTE --search-seeds 0 1 --jobs 2 \
+        --out docs/results/parameter_free_cap_without_alpha_decay.json
 
 ``--set`` fixes other config values for every arm (recorded in the report as ``settings``).
 """
