@@ -46,6 +46,7 @@ localrules:
     all,
     derive,
     random_architecture,
+    fixed_architecture,
     transfer_architecture,
     teacher_table,
     search_table,

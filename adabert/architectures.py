@@ -1,6 +1,6 @@
 """Architectures not searched on the task they are trained for, written as derive folders.
 
-Two studies retrain architectures that the search did not produce for the task at hand:
+Three studies retrain architectures that the search did not produce for the task at hand:
 
 * **random architectures** (baseline): :func:`~adabert.nas.genotype.sample_genotype` draws a genotype
   uniformly from the search space. For a fair comparison they start exactly as the searched students
@@ -8,6 +8,10 @@ Two studies retrain architectures that the search did not produce for the task a
   supernet as the task's searched student (seed ``seeds[0]`` of the main search, the derive stage's
   :func:`~adabert.nas.derive.student_weights`); with ``scratch`` they are a fresh seeded student with
   that supernet's embedding. Either way they are retrained with the main variant's recipe.
+* **fixed one-op cells** (the simplest baselines of the space): :func:`~adabert.nas.genotype.fixed_genotype`,
+  depth 1, every edge one op (``skip_connect``: a bag of the folded teacher embeddings); weighted and
+  retrained exactly as the random architectures, from the supernet of the same search seed as the
+  searched student it is compared with.
 * **cross-task transfer**: the genotype searched on task A is trained on task B from scratch (the
   supernet of A was trained on A's data), with the target task's searched student's embedding.
 
@@ -28,7 +32,7 @@ import torch
 from adabert import artifacts, io
 from adabert.errors import AdabertError
 from adabert.nas.derive import load_supernet, student_weights
-from adabert.nas.genotype import Genotype, sample_genotype
+from adabert.nas.genotype import Genotype, fixed_genotype, sample_genotype
 from adabert.nas.head import head_for
 from adabert.student import WEIGHTS_FILE, Student
 
@@ -96,6 +100,20 @@ def run_random_architecture(cfg: dict, task: str, sample: int, search_dir: str |
     tensors = supernet_weights(genotype, supernet, data.num_labels, seed, init)
     info = {"kind": "random", "sample": int(sample), "sample_seed": seed, "init": init,
             "supernet": str(supernet)}
+    return write_architecture(genotype, tensors, data, out_dir, info, cfg)
+
+
+def run_fixed_architecture(cfg: dict, task: str, op: str, seed: int, search_dir: str | os.PathLike,
+                           data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
+    """The depth-1 cell of ``op`` on every edge for ``task``, with weights from the supernet of
+    ``search_dir`` (the main search of seed ``seed``), as a derive folder."""
+    scfg, init = cfg["search"], cfg["retrain"]["init"]
+    data = artifacts.read_data(data_dir)
+    genotype = fixed_genotype(op, 1, scfg["ops"], int(scfg["nodes"]), int(scfg["width"]), int(scfg["k_max"]),
+                              head=head_for(scfg.get("pair_head", "mean"), data.pair))
+    supernet = Path(search_dir) / artifacts.SUPERNET_FILE
+    tensors = supernet_weights(genotype, supernet, data.num_labels, seed, init)
+    info = {"kind": "fixed", "op": op, "seed": int(seed), "init": init, "supernet": str(supernet)}
     return write_architecture(genotype, tensors, data, out_dir, info, cfg)
 
 

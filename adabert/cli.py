@@ -79,11 +79,16 @@ def _architecture(args):
     cfg = _stage_cfg(args, "architecture")  # bad config fails before heavy imports
     from adabert import architectures  # lazy: fast CLI start-up
 
+    if args.kind in ("random", "fixed") and not args.search:
+        raise AdabertError(f"architecture --kind {args.kind} needs --search (the task's main search folder)")
     if args.kind == "random":
-        if not args.search:
-            raise AdabertError("architecture --kind random needs --search (the task's main search folder)")
         architectures.run_random_architecture(cfg, args.task, args.sample, Path(args.search), Path(args.data),
                                               Path(args.out))
+    elif args.kind == "fixed":
+        if not args.op:
+            raise AdabertError("architecture --kind fixed needs --op (the op of every edge, e.g. skip_connect)")
+        architectures.run_fixed_architecture(cfg, args.task, args.op, args.sample, Path(args.search),
+                                             Path(args.data), Path(args.out))
     else:
         if not args.genotype or not args.embeddings:
             raise AdabertError("architecture --kind transfer needs --genotype (the source task's genotype.json)"
@@ -114,7 +119,8 @@ def _task_adaptivity(args):
 def _random_study(args):
     from adabert.report.random_study import write_random_study  # lazy: fast CLI start-up
 
-    write_random_study(Path(args.efficiency), args.main_variant, Path(args.out), engine=args.engine)
+    write_random_study(Path(args.efficiency), args.main_variant, Path(args.out), engine=args.engine,
+                       fixed_metrics=[Path(p) for p in args.fixed or []])
 
 
 def _cost_table(args):
@@ -349,11 +355,12 @@ def _add_search_stages(sub) -> None:
     _add(sub, "derive", _derive, "derive the genotype and inherited weights from a search", CONFIG,
          ("--search", REQ), ("--out", REQ))
     _add(sub, "architecture", _architecture,
-         "a random or transferred architecture as a derive folder",
-         TASK, CONFIG, ("--kind", {**REQ, "choices": ["random", "transfer"]}),
-         ("--sample", {"type": int, "default": 0, "help": "random: sample index; transfer: init seed"}),
+         "a random, fixed one-op or transferred architecture as a derive folder",
+         TASK, CONFIG, ("--kind", {**REQ, "choices": ["random", "fixed", "transfer"]}),
+         ("--sample", {"type": int, "default": 0, "help": "random: sample index; fixed, transfer: init seed"}),
+         ("--op", {"help": "fixed: the op of every edge (baselines.fixed_cells)"}),
          ("--genotype", {"help": "transfer: genotype.json searched on the source task"}),
-         ("--search", {"help": "random: the task's main search folder (its supernet gives the weights)"}),
+         ("--search", {"help": "random, fixed: the task's main search folder (its supernet gives the weights)"}),
          ("--embeddings", {"help": "transfer: derive folder of the target task (its embedding tables)"}),
          ("--data", {**REQ, "help": "prepared data of the target task"}), ("--out", REQ))
 
@@ -370,7 +377,9 @@ def _add_report_commands(sub) -> None:
          ("--out-md", REQ), ("--out-csv", REQ))
     _add(sub, "random-study", _random_study, "searched vs random architectures per task",
          ("--efficiency", {**REQ, "help": "the efficiency table's CSV"}), ("--main-variant", {"default": "main"}),
-         ("--engine", {"default": "torch"}), ("--out", {**REQ, "help": "output stem (.md, .tex, .csv)"}))
+         ("--engine", {"default": "torch"}),
+         ("--fixed", {"nargs": "+", "help": "retrain metrics.json of fixed one-op cells (variant fixed-<op>)"}),
+         ("--out", {**REQ, "help": "output stem (.md, .tex, .csv)"}))
     _add(sub, "cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
          ("--benchmarks", {"nargs": "+", **REQ, "help": "folders of benchmark files (<folder>/<stage>/...)"}),
          ("--out-md", REQ), ("--out-csv", REQ))

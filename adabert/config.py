@@ -148,8 +148,9 @@ def variant_tasks(cfg: dict, variant: str) -> list:
 
 def augmented_tasks(cfg: dict, variant: str) -> list:
     """Tasks on which a variant searches and retrains on augmented data (``variants.<v>.augment``: true =
-    all of its tasks, a list = those). ``random`` and ``from-<task>`` runs follow the main variant."""
-    if variant == RANDOM_VARIANT or variant.startswith(TRANSFER_PREFIX):
+    all of its tasks, a list = those). ``random``, ``fixed-<op>`` and ``from-<task>`` runs follow the main
+    variant."""
+    if variant == RANDOM_VARIANT or variant.startswith((FIXED_PREFIX, TRANSFER_PREFIX)):
         variant = cfg["main_variant"]
     setting = cfg["variants"][variant].get("augment", False)
     tasks = variant_tasks(cfg, variant)
@@ -219,18 +220,20 @@ STAGE_SECTIONS = {
 }
 
 RANDOM_VARIANT = "random"  # retrained random architectures (baselines.random)
+FIXED_PREFIX = "fixed-"  # "fixed-<op>": the one-op cell of baselines.fixed_cells
 TRANSFER_PREFIX = "from-"  # "from-<task>": the genotype searched on <task> (transfer)
 
 
 def retrain_config(cfg: dict, task: str, variant: str) -> dict:
     """The retrain stage's view for a variant, the random-architecture baseline or a transfer run.
 
-    ``random`` retrains with the main variant's recipe, initialisation included (the architecture
-    stage cut its weights out of the same supernet as the searched student's, or made them fresh);
+    ``random`` and ``fixed-<op>`` retrain with the main variant's recipe, initialisation included (the
+    architecture stage cut their weights out of the same supernet as the searched student's, or made them
+    fresh);
     ``from-<task>`` with the main recipe from scratch (``retrain.init: scratch``): its genotype was
     searched on another task's supernet.
     """
-    if variant == RANDOM_VARIANT:
+    if variant == RANDOM_VARIANT or variant.startswith(FIXED_PREFIX):
         view = stage_config(cfg, "retrain", task, cfg["main_variant"])
         view["variant"] = variant
         return view

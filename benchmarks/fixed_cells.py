@@ -6,8 +6,8 @@ classifier, a bag of embeddings) or ``std_conv_3`` (every edge a convolution). F
 pipeline's own stages on a workflow run's folders (``<results>/data|teacher|probes/<task>`` and the main
 search of seed ``seeds[0]``):
 
-1. the fixed genotype (depth ``--depth``, each intermediate node reads the two cell inputs through
-   ``OP``) is cut out of the task's main supernet exactly as a random architecture is (the main
+1. the fixed genotype (:func:`adabert.nas.genotype.fixed_genotype`: depth ``--depth``, each intermediate
+   node reads the two cell inputs through ``OP``; the workflow's ``baselines.fixed_cells`` at depth 1) is cut out of the task's main supernet exactly as a random architecture is (the main
    variant's ``retrain.init``; :func:`adabert.architectures.supernet_weights`);
 2. the retrain stage trains it with the random architectures' recipe (the main variant's), once per
    ``--seeds`` offset.
@@ -48,17 +48,10 @@ from search_arms import parse_settings, with_value  # noqa: E402
 from adabert import artifacts, config, io  # noqa: E402
 from adabert.architectures import supernet_weights, write_architecture  # noqa: E402
 from adabert.measure.machine import cpu_model  # noqa: E402
-from adabert.nas.genotype import Genotype  # noqa: E402
+from adabert.nas.genotype import fixed_genotype  # noqa: E402
 from adabert.nas.head import head_for  # noqa: E402
 from adabert.nas.ops import OPS  # noqa: E402
 from adabert.retrain import run_retrain  # noqa: E402
-
-
-def fixed_genotype(op: str, depth: int, scfg: dict, pair: bool) -> Genotype:
-    """Depth ``depth``; every intermediate node of the cell reads inputs 0 and 1 through ``op``."""
-    nodes = [[(0, op), (1, op)] for _ in range(int(scfg["nodes"]))]
-    return Genotype(depth=depth, nodes=nodes, ops=list(scfg["ops"]), width=int(scfg["width"]),
-                    k_max=int(scfg["k_max"]), head=head_for(scfg.get("pair_head", "mean"), pair))
 
 
 def parse_cells(items: list[str]) -> dict[str, str]:
@@ -104,7 +97,8 @@ def run_task(job: tuple[str, str, dict[str, str], int, str, list[int], dict]) ->
     with tempfile.TemporaryDirectory() as tmp:
         for name, op in cells.items():
             start = time.perf_counter()
-            genotype = fixed_genotype(op, depth, scfg, data.pair)
+            genotype = fixed_genotype(op, depth, scfg["ops"], int(scfg["nodes"]), int(scfg["width"]),
+                                      int(scfg["k_max"]), head=head_for(scfg.get("pair_head", "mean"), data.pair))
             arch = Path(tmp) / name / "arch"
             tensors = supernet_weights(genotype, supernet, data.num_labels, 0, init)
             write_architecture(genotype, tensors, data, arch, {"kind": "fixed", "op": op, "init": init},

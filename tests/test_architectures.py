@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from adabert import config, io
-from adabert.architectures import run_random_architecture, run_transfer_architecture
+from adabert.architectures import run_fixed_architecture, run_random_architecture, run_transfer_architecture
 from adabert.errors import AdabertError
 from adabert.nas.genotype import Genotype, sample_genotype
 from adabert.retrain import run_retrain
@@ -38,6 +38,17 @@ def test_sampled_genotypes_are_valid_deterministic_and_cover_the_space():
     assert len({json.dumps(sample_genotype(OPS, 3, 4, 16, seed=s).to_dict()) for s in range(20)}) > 15
     with pytest.raises(AdabertError, match="only 'none'"):
         sample_genotype(["none"], 3, 4, 16, seed=0)
+
+
+def test_fixed_genotype_puts_one_op_on_every_edge():
+    from adabert.nas.genotype import fixed_genotype
+
+    g = fixed_genotype("skip_connect", 1, OPS, nodes=3, width=16, k_max=4, head="interaction")
+    assert g.depth == 1 and g.head == "interaction" and g.nodes == [[(0, "skip_connect"), (1, "skip_connect")]] * 3
+    Genotype.from_dict(g.to_dict())  # a valid genotype of the space
+    for op in ("none", "std_conv_7"):  # never kept / not in this op set
+        with pytest.raises(AdabertError, match="baselines.fixed_cells"):
+            fixed_genotype(op, 1, OPS, nodes=3, width=16, k_max=4)
 
 
 def test_sampled_genotypes_respect_the_cap_on_parameter_free_ops():
@@ -107,6 +118,14 @@ def test_random_architecture_is_a_derive_folder_cut_from_the_searched_supernet(r
                                      mrpc_small["data_dir"], out.with_name("capped"))
     ops = [edge["op"] for node in capped["genotype"]["nodes"] for edge in node]
     assert not set(ops) & {"max_pool_3", "avg_pool_3", "skip_connect"}
+    # the fixed identity cell: depth 1, no cell weights, the same embedding and the depth-1 read-out
+    fixed = run_fixed_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", "skip_connect", 0,
+                                   mrpc_searched["root"] / "search", mrpc_small["data_dir"], out.with_name("fixed"))
+    fixed_tensors = io.load_tensors(out.with_name("fixed") / "weights.safetensors")
+    assert fixed["kind"] == "fixed" and fixed["genotype"]["depth"] == 1
+    assert not [k for k in fixed_tensors if k.startswith("cells.") and not k.endswith("node_weights")]
+    assert torch.equal(fixed_tensors["classifier.weight"], supernet["classifiers.0.weight"])
+    assert torch.equal(fixed_tensors["word_embeddings.weight"], tensors["word_embeddings.weight"])
 
 
 def test_random_architecture_retrains_with_the_main_recipe_and_init(random_arch, mrpc_small, tmp_path):

@@ -144,6 +144,32 @@ def test_searched_vs_random_median_range_and_pareto():
     assert rte["pareto_dominated"] and rte["dominating_samples"] == "0"  # 56 at 9 ms beats 55 at 10 ms
 
 
+def test_searched_vs_random_carries_the_fixed_cells(tmp_path):
+    import json
+
+    from adabert.errors import AdabertError
+    from adabert.report.random_study import write_random_study
+
+    rows = [_eff("main", "SST-2", 0, 80.0, 10.0), _eff("main", "SST-2", 1, 82.0, 14.0),
+            _eff("random", "SST-2", 0, 70.0, 5.0), _eff("main", "RTE", 0, 55.0, 10.0), _eff("random", "RTE", 0, 56.0, 9.0)]
+    pd.DataFrame(rows).to_csv(tmp_path / "efficiency.csv", index=False)
+    metrics = []
+    for task, seed, value in (("SST-2", 0, 83.0), ("SST-2", 1, 80.0), ("RTE", 0, 54.0)):
+        path = tmp_path / f"{task}{seed}.json"
+        path.write_text(json.dumps({"variant": "fixed-skip_connect", "task": task, "seed": seed, "main_value": value}))
+        metrics.append(path)
+    df = write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs", fixed_metrics=metrics).set_index("task")
+    assert df.loc["SST-2", "fixed_skip_connect_dev"] == 81.5 and df.loc["RTE", "fixed_skip_connect_dev"] == 54.0
+    text = (tmp_path / "vs.md").read_text()
+    assert "a bag of the folded teacher embeddings" in text
+    assert "the searched students are at or above it on 1 of 2 tasks" in text  # SST-2 81.0 < 81.5, RTE 55 >= 54
+    assert "fixed_skip_connect_dev" in pd.read_csv(tmp_path / "vs.csv").columns
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"variant": "random", "task": "RTE", "main_value": 1.0}))
+    with pytest.raises(AdabertError, match="not the metrics of a fixed-cell retrain"):
+        write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs2", fixed_metrics=[bad])
+
+
 def test_task_adaptivity_within_vs_across(tmp_path):
     import json
 

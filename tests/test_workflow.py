@@ -54,7 +54,10 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     random_cola = [b for b in proc.stdout.split("\nrule ") if b.startswith("retrain:") and "random/CoLA" in b]
     assert len(random_cola) == 5 and all("--data results/augment/CoLA/data" in b for b in random_cola)
     # searched students + 5 random architectures on each task but WNLI, weighted from the main supernet
-    assert counts["random_architecture"] == 40 and counts["retrain"] == 18 + 40
+    assert counts["random_architecture"] == 40 and counts["retrain"] == 18 + 40 + 16
+    # + the bag-of-embeddings cell (baselines.fixed_cells) on the same 8 tasks, one per main seed
+    assert counts["fixed_architecture"] == 16
+    assert "--kind fixed --op skip_connect --task SST-2 --sample 1" in proc.stdout
     assert "--search results/search/main/RTE/seed0" in proc.stdout
     assert "baseline" not in counts  # BiLSTM-SOFT and the truncated teacher: config/studies.yaml
     # retrain.max_steps and length-grouped batches reach every retrain, the random architectures' included
@@ -116,7 +119,7 @@ def test_studies_config_adds_seeded_ablations_and_transfer(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["search"] == 18 + 7 * 2 * 2  # + 7 ablations x 2 tasks x 2 seeds (effects need a seed spread)
     assert counts["augment"] == 3  # the augmented ablation's two tasks and the main setting's CoLA
-    assert counts["retrain"] == 18 + 28 + 40 + 9  # + the 3 x 3 transfer matrix
+    assert counts["retrain"] == 18 + 28 + 40 + 16 + 9  # + the 3 x 3 transfer matrix
     assert counts["baseline"] == 18 == counts["measure_baseline"]  # BiLSTM-SOFT and truncated teacher, 9 tasks
     for table in ("ablation_table", "transfer_table"):
         assert counts[table] == 1, table
@@ -129,7 +132,7 @@ def test_paper_tasks_config_runs_the_papers_six_tasks(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["teacher"] == counts["probes"] == 6
     assert counts["search"] == 12 and counts["random_architecture"] == 30
-    assert counts["retrain"] == 12 + 30 and "augment" not in counts
+    assert counts["retrain"] == 12 + 30 + 12 and "augment" not in counts  # + 6 tasks x 2 seeds fixed cells
     for task in ("CoLA", "STS-B", "WNLI"):
         assert f"results/teacher/{task}" not in proc.stdout, task
 
@@ -142,7 +145,8 @@ def test_paper_dag_has_the_full_teacher_dag(tmp_path):
     assert counts["teacher"] == counts["probes"] == 9
     assert counts["search"] == 27 + 7 * 6 * 3  # 9 tasks x 3 seeds; 7 ablations x the paper's 6 tasks x 3 seeds
     assert counts["augment"] == 9  # the main setting uses data augmentation
-    assert counts["retrain"] == 27 + 126 + 9 * 5 + 6 * 6 * 3  # + 5 random archs per task + 6 x 6 transfer x 3 seeds
+    # + 5 random archs per task + 6 x 6 transfer x 3 seeds + the bag-of-embeddings cell per task and seed
+    assert counts["retrain"] == 27 + 126 + 9 * 5 + 6 * 6 * 3 + 9 * 3
     for table in ("ablation_table", "transfer_table", "seed_table", "efficiency_summary", "main_table"):
         assert counts[table] == 1, table
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1  # once per run, not per task
@@ -282,6 +286,12 @@ def check_study_tables(root: Path) -> None:
     # random architectures start as the searched students do (retrain.init: inherit, from the same supernet)
     assert random_mrpc["init"] == result(root, "retrain/main/MRPC/seed0/metrics.json")["init"] == "inherit"
     assert main.loc["Random architectures (this run)", "MRPC_value"] == pytest.approx(random_mrpc["main_value"])
+    # the bag-of-embeddings cell (baselines.fixed_cells: skip_connect) next to them, from its retrain
+    fixed_mrpc = result(root, "retrain/fixed-skip_connect/MRPC/seed0/metrics.json")
+    assert fixed_mrpc["genotype"]["depth"] == 1 and fixed_mrpc["init"] == "inherit"
+    assert {e["op"] for node in fixed_mrpc["genotype"]["nodes"] for e in node} == {"skip_connect"}
+    vs_random = pd.read_csv(paper / "searched_vs_random.csv").set_index("task")
+    assert vs_random.loc["MRPC", "fixed_skip_connect_dev"] == pytest.approx(fixed_mrpc["main_value"])
 
     ablations = pd.read_csv(paper / "ablations.csv").set_index(["variant", "task"])
     assert set(ablations.index) == {("main", "MRPC"), ("beta_0", "MRPC"), ("augmented", "MRPC")}

@@ -264,6 +264,18 @@ def derive_genotype(
     return Genotype(depth=depth, nodes=nodes, ops=ops, width=int(width), k_max=k_max, head=head)
 
 
+def fixed_genotype(op: str, depth: int, ops: Sequence[str], nodes: int, width: int, k_max: int,
+                   head: str = "mean") -> Genotype:
+    """The one-op architecture of the search space: ``depth`` cells whose every intermediate node reads the
+    two cell inputs through ``op`` (``skip_connect``: no computation in the cells, the student is its
+    embedding, averaged, and the read-out: a bag of embeddings)."""
+    ops = list(ops)
+    if op not in ops or op == "none":
+        raise AdabertError(f"baselines.fixed_cells: {op!r} is not an op of search.ops {ops} (or is 'none')")
+    return Genotype(depth=int(depth), nodes=[[(0, op), (1, op)] for _ in range(int(nodes))], ops=ops,
+                    width=int(width), k_max=int(k_max), head=head)
+
+
 def parameter_free_count(nodes: Sequence[Sequence[tuple[int, str]]]) -> int:
     """How many kept edges of a cell carry a parameter-free op (pool or identity)."""
     return sum(op in PARAMETER_FREE_OPS for edges in nodes for _, op in edges)

@@ -9,6 +9,11 @@ engine at the same shape. Per task: the searched students' dev metric (mean over
 the random ones' median and range, whether the searched mean is at or above the random median, and
 whether some random architecture Pareto-dominates the searched one (at least as accurate and at least
 as fast as the searched mean, strictly better in one).
+
+Fixed one-op cells (``fixed-<op>`` retrains, ``baselines.fixed_cells``; e.g. ``skip_connect``: a bag of the
+folded teacher embeddings, the simplest student of the space), when given: per task and op the dev mean
+over seeds (``fixed_<op>_dev``), read from their retrain metrics, and on how many tasks the searched
+students reach each of them. They are not timed (no cell computation: the fastest students of the space).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from adabert import io
 from adabert.errors import AdabertError
 from adabert.report.common import marked, write_tables
 
@@ -66,12 +72,43 @@ def build_rows(efficiency: pd.DataFrame, main_variant: str, engine: str = "torch
     return pd.DataFrame(out, columns=COLUMNS)
 
 
-def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, engine: str = "torch") -> pd.DataFrame:
+def fixed_means(metrics_files: list[Path]) -> dict[str, dict[str, float]]:
+    """``fixed-<op>`` retrain metrics -> {op: {task: mean main dev value over seeds}}."""
+    values: dict[str, dict[str, list[float]]] = {}
+    for path in metrics_files:
+        m = io.read_json(path)
+        variant = str(m.get("variant", ""))
+        if not variant.startswith("fixed-") or "task" not in m or "main_value" not in m:
+            raise AdabertError(f"{path}: not the metrics of a fixed-cell retrain (variant fixed-<op>, task, main_value)")
+        values.setdefault(variant.removeprefix("fixed-"), {}).setdefault(m["task"], []).append(float(m["main_value"]))
+    return {op: {t: sum(v) / len(v) for t, v in tasks.items()} for op, tasks in values.items()}
+
+
+def add_fixed(df: pd.DataFrame, fixed: dict[str, dict[str, float]]) -> tuple[pd.DataFrame, list[str]]:
+    """The table with a ``fixed_<op>_dev`` column per op, and a note per op: on how many tasks the searched
+    mean is at or above it."""
+    notes = []
+    for op, by_task in sorted(fixed.items()):
+        column = f"fixed_{op}_dev"
+        df[column] = [by_task.get(t) for t in df["task"]]
+        known = df[df[column].notna()]
+        reached = int((known["searched_dev"] >= known[column]).sum())
+        notes.append(f"{column}: the depth-1 cell with {op} on every edge"
+                     + (" (no computation in the cell: a bag of the folded teacher embeddings read by the classifier)"
+                        if op == "skip_connect" else "")
+                     + ", retrained with the same recipe and initialisation (mean over the main seeds); the searched "
+                     f"students are at or above it on {reached} of {len(known)} tasks.")
+    return df, notes
+
+
+def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, engine: str = "torch",
+                       fixed_metrics: list[Path] | None = None) -> pd.DataFrame:
     efficiency = pd.read_csv(efficiency_csv)
     df = build_rows(efficiency, main_variant, engine)
     if df.empty:
         raise AdabertError(f"{efficiency_csv}: no task has both searched ('{main_variant}') and random students "
                            "with a dev metric")
+    df, fixed_notes = add_fixed(df, fixed_means(fixed_metrics or []))
     above, dominated = int(df["at_or_above_median"].sum()), int(df["pareto_dominated"].sum())
     notes = [
         f"Searched = the '{main_variant}' students (dev metric: mean over seeds); random = architectures drawn "
@@ -82,6 +119,7 @@ def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, 
         "mean and strictly better in one (dominating_samples lists them).",
         f"The searched students are at or above the random median on {above} of {len(df)} tasks and "
         f"Pareto-dominated on {dominated}.",
+        *fixed_notes,
     ]
     write_tables(df, out_stem, "Searched vs random architectures", notes)
     return df

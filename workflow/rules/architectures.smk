@@ -1,7 +1,8 @@
-# Architectures retrained without their own search: random samples of the search space (baseline)
-# and genotypes searched on another task (cross-task transfer). Both become derive folders under
-# results/architectures/, which the retrain rule trains (variant "random": the main recipe and
-# initialisation, weights from the task's main supernet; "from-<task>": from scratch).
+# Architectures retrained without their own search: random samples of the search space (baseline),
+# fixed one-op cells (the simplest students of the space) and genotypes searched on another task
+# (cross-task transfer). All become derive folders under results/architectures/, which the retrain rule
+# trains (variants "random" and "fixed-<op>": the main recipe and initialisation, weights from the task's
+# main supernet; "from-<task>": from scratch).
 
 
 rule random_architecture:
@@ -26,6 +27,34 @@ rule random_architecture:
         out=out_folder,
     shell:
         "python -m adabert architecture --kind random --task {wildcards.task:q}"
+        " --sample {wildcards.seed} --config {params.cfg:q} --search {params.search:q}"
+        " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule fixed_architecture:
+    """The depth-1 cell with {op} on every edge, weighted from the task's main supernet of seed {seed}."""
+    input:
+        meta=rules.prepare.output.meta,
+        supernet=f"results/search/{MAIN}/{{task}}/seed{{seed}}/supernet.safetensors",
+    output:
+        genotype="results/architectures/fixed-{op}/{task}/seed{seed}/genotype.json",
+        weights="results/architectures/fixed-{op}/{task}/seed{seed}/weights.safetensors",
+    log:
+        "logs/architectures/fixed-{op}/{task}/seed{seed}.log",
+    wildcard_constraints:
+        op="[a-z0-9_]+",
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cfg=stage_config("architecture"),
+        data=in_folder("meta"),
+        search=in_folder("supernet"),
+        out=out_folder,
+    shell:
+        "python -m adabert architecture --kind fixed --op {wildcards.op:q} --task {wildcards.task:q}"
         " --sample {wildcards.seed} --config {params.cfg:q} --search {params.search:q}"
         " --data {params.data:q} --out {params.out:q} > {log:q} 2>&1"
 

@@ -30,12 +30,16 @@ BASELINE_MODEL_KIND = {"bilstm": "bilstm", "truncated": "teacher"}
 RANDOM = config["baselines"]["random"]
 RANDOM_TASKS = [t for t in TASKS if RANDOM["tasks"] is None or t in RANDOM["tasks"]]
 RANDOM_SAMPLES = list(range(RANDOM["samples"]))
+# one-op cells (baselines.fixed_cells), next to the random architectures on their tasks, one per main seed
+FIXED_OPS = list(config["baselines"]["fixed_cells"]["ops"]) if RANDOM_SAMPLES else []
 TRANSFER_TASKS = list(config["transfer"]["tasks"])
 TRANSFER_SEEDS = config["transfer"]["seeds"] or SEEDS
 TASK_PATTERN = "|".join(re.escape(t) for t in TASKS)
-# retrain/export/measure also run random architectures ("random") and transferred ones ("from-<task>")
+# retrain/export/measure also run random architectures ("random"), fixed one-op cells ("fixed-<op>") and
+# transferred ones ("from-<task>")
 STUDENT_VARIANT = "|".join(
-    [re.escape(v) for v in VARIANTS] + ["random", f"from-(?:{TASK_PATTERN})"]
+    [re.escape(v) for v in VARIANTS]
+    + ["random", "fixed-[a-z0-9_]+", f"from-(?:{TASK_PATTERN})"]
 )
 # the students measured on measure.ablation_engines one job each: every one but the main variant's and
 # the random architectures (measured a task at a time, rule measure_random)
@@ -132,9 +136,9 @@ def teacher_inputs(wildcards):
 
 
 def architecture_inputs(wildcards):
-    """The derive folder a retrain reads: searched, random or transferred."""
+    """The derive folder a retrain reads: searched, random, fixed or transferred."""
     v = wildcards.variant
-    if v == "random" or v.startswith("from-"):
+    if v == "random" or v.startswith(("fixed-", "from-")):
         root = f"results/architectures/{v}/{wildcards.task}/seed{wildcards.seed}"
     else:
         root = f"results/derive/{v}/{wildcards.task}/seed{wildcards.seed}"

@@ -63,6 +63,7 @@ rule searched_vs_random:
     """Per task: the searched students against random architectures of the same space and recipe."""
     input:
         efficiency="results/tables/efficiency.csv",
+        fixed=FIXED_RETRAINED,
     output:
         md=report(
             "paper/tables/searched_vs_random.md",
@@ -78,9 +79,14 @@ rule searched_vs_random:
     params:
         main=MAIN,
         stem=out_stem,
+        fixed=lambda wildcards, input: (
+            "--fixed " + " ".join(shlex.quote(f) for f in input.fixed)
+            if input.fixed
+            else ""
+        ),
     shell:
         "python -m adabert random-study --efficiency {input.efficiency:q} --main-variant {params.main:q}"
-        " --out {params.stem:q} > {log:q} 2>&1"
+        " {params.fixed} --out {params.stem:q} > {log:q} 2>&1"
 
 
 rule cost_table:

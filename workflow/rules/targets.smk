@@ -25,11 +25,17 @@ RETRAINED_MAIN = run_files(
     "results/retrain/{variant}/{task}/seed{seed}/metrics.json", [MAIN]
 )
 
-# Architectures retrained without their own search (variants "random" and "from-<source>").
+# Architectures retrained without their own search (variants "random", "fixed-<op>" and "from-<source>").
 RANDOM_RETRAINED = [
     f"results/retrain/random/{t}/seed{n}/metrics.json"
     for t in RANDOM_TASKS
     for n in RANDOM_SAMPLES
+]
+FIXED_RETRAINED = [
+    f"results/retrain/fixed-{op}/{t}/seed{s}/metrics.json"
+    for op in FIXED_OPS
+    for t in RANDOM_TASKS
+    for s in SEEDS
 ]
 TRANSFER_RETRAINED = [
     f"results/retrain/from-{src}/{t}/seed{s}/metrics.json"
