@@ -18,9 +18,12 @@ students (``<results>/retrain/<main>/<task>/seed*``) and random architectures
 processes of one thread each; ``--set KEY=VALUE`` changes the fixed students' config (e.g. a longer
 retrain), not the run's references.
 
-Usage (the committed report):
+Usage (the committed reports):
     python benchmarks/fixed_cells.py --results results --cells identity=skip_connect conv3=std_conv_3 \
         --tasks CoLA SST-2 MRPC STS-B QQP MNLI QNLI RTE --seeds 0 1 --jobs 2 --out docs/results/fixed_cells.json
+    python benchmarks/fixed_cells.py --results results --cells identity=skip_connect conv3=std_conv_3 \
+        --tasks CoLA SST-2 MNLI STS-B --seeds 0 1 --set retrain.max_steps=1500 retrain.epochs=8 --jobs 2 \
+        --out docs/results/fixed_cells_long_retrain.json
 """
 
 from __future__ import annotations
