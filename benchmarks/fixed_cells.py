@@ -24,6 +24,9 @@ Usage (the committed reports):
     python benchmarks/fixed_cells.py --results results --cells identity=skip_connect conv3=std_conv_3 \
         --tasks CoLA SST-2 MNLI STS-B --seeds 0 1 --set retrain.max_steps=1500 retrain.epochs=8 --jobs 2 \
         --out docs/results/fixed_cells_long_retrain.json
+    python benchmarks/fixed_cells.py --results results --cells identity=skip_connect conv3=std_conv_3 \
+        --tasks STS-B MRPC RTE --seeds 0 1 --set retrain.epochs=8 --jobs 2 \
+        --out docs/results/fixed_cells_small_tasks_300_steps.json
 """
 
 from __future__ import annotations
