@@ -107,9 +107,11 @@ def test_custom_task_gets_the_same_dag_as_a_glue_task(glue_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 2
-    # main on both tasks + the smoke config's two MRPC ablations; + one random architecture per task
+    # main on both tasks + the smoke config's two MRPC ablations; + one random architecture and one identity
+    # cell (baselines.fixed_cells) per task
     assert counts["search"] == counts["derive"] == 2 + 2
-    assert counts["retrain"] == 4 + 2 and counts["baseline"] == 2 * 2
+    assert counts["retrain"] == 4 + 2 + 2 and counts["baseline"] == 2 * 2
+    assert "--kind fixed --op skip_connect --task claims" in proc.stdout
     assert "results/derive/main/claims/seed0/genotype.json" in proc.stdout
 
 
