@@ -185,3 +185,45 @@ def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(m
                           "--cells", "x=conv9", "--tasks", "MRPC", "--jobs", "1", "--config", str(cfg_path),
                           "--out", str(tmp_path / "bad.json")], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "'conv9' is not an op of the search space" in bad.stderr
+
+
+def test_retrain_arms_retrains_a_runs_architectures_under_an_override(mrpc_small, mrpc_searched, tmp_path):
+    """The searched, random and fixed folders of a run are retrained with the override (here from scratch, 2 steps),
+    each kind reported next to the run's own retrains."""
+    import yaml
+
+    from adabert import config
+    from adabert.architectures import run_fixed_architecture, run_random_architecture
+
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump(mrpc_small["cfg"]))
+    results = tmp_path / "results"
+    for stage in ("data", "teacher", "probes"):
+        (results / stage).mkdir(parents=True)
+        (results / stage / "MRPC").symlink_to(mrpc_small[f"{stage}_dir"])
+    (results / "derive" / "main" / "MRPC").mkdir(parents=True)
+    (results / "derive" / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / "derive")
+    arch_cfg = config.stage_config(mrpc_small["cfg"], "architecture")
+    for n in (0, 1):
+        run_random_architecture(arch_cfg, "MRPC", n, mrpc_searched["root"] / "search", mrpc_small["data_dir"],
+                                results / "architectures" / "random" / "MRPC" / f"seed{n}")
+    run_fixed_architecture(arch_cfg, "MRPC", "skip_connect", 0, mrpc_searched["root"] / "search", mrpc_small["data_dir"],
+                           results / "architectures" / "fixed-skip_connect" / "MRPC" / "seed0")
+    run = results / "retrain" / "main" / "MRPC" / "seed0"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"main_value": 70.0}))
+    out = tmp_path / "retrain_arms.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/retrain_arms.py"), "--results", str(results), "--tasks", "MRPC",
+         "--set", "retrain.init=scratch", "retrain.max_steps=2", "--jobs", "1", "--config", str(cfg_path),
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["settings"] == {"retrain.init": "scratch", "retrain.max_steps": 2}
+    kinds = report["tasks"]["MRPC"]["kinds"]
+    assert set(kinds) == {"main", "random", "fixed-skip_connect"}
+    assert all(k["init"] == "scratch" and k["steps"] == 2 for k in kinds.values())
+    assert [kinds[v]["retrained"]["n"] for v in ("main", "random", "fixed-skip_connect")] == [1, 2, 1]
+    assert kinds["main"]["run"]["values"] == [70.0] and kinds["random"]["run"]["n"] == 0
