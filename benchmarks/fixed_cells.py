@@ -32,28 +32,23 @@ Usage (the committed reports):
 from __future__ import annotations
 
 import argparse
-import logging
-import multiprocessing
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import arm_summary  # noqa: E402
-from search_arms import parse_settings, with_value  # noqa: E402
+from common import (  # noqa: E402
+    add_run_options, arm_summary, map_tasks, one_thread_machine, parse_settings, start_task,
+)
 
 from adabert import artifacts, config, io  # noqa: E402
 from adabert.architectures import supernet_weights, write_architecture  # noqa: E402
-from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.nas.genotype import fixed_genotype  # noqa: E402
 from adabert.nas.head import head_for  # noqa: E402
 from adabert.nas.ops import OPS  # noqa: E402
@@ -87,11 +82,7 @@ def reference(values: list[float]) -> dict:
 def run_task(job: tuple[str, str, dict[str, str], int, str, list[int], dict]) -> dict:
     """Every fixed cell of one task (one thread)."""
     results, config_path, cells, depth, task, seeds, settings = job
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
-    cfg_all = config.resolve(yaml.safe_load(Path(config_path).read_text()))
-    for key, value in settings.items():
-        cfg_all = with_value(cfg_all, key, value)
+    cfg_all = start_task(task, config_path, settings)
     variant = cfg_all["main_variant"]
     results = Path(results)
     folders = {k: results / k / task for k in ("data", "teacher", "probes")}
@@ -131,26 +122,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=1, help="cells of the fixed students")
     parser.add_argument("--tasks", nargs="+", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retrain.seed offsets")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="config values of every retrain (dotted keys, YAML values), e.g. retrain.max_steps=1200; "
-                             "the run's searched and random students keep theirs")
-    parser.add_argument("--jobs", type=int, default=2, help="tasks run side by side, one thread each")
-    parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
-    parser.add_argument("--out", required=True)
+    add_run_options(parser, "config values of every retrain (dotted keys, YAML values), e.g. retrain.max_steps=1200; "
+                            "the run's searched and random students keep theirs")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     cells = parse_cells(args.cells)
     settings = parse_settings(args.set)
     jobs = [(args.results, args.config, cells, args.depth, task, list(args.seeds), settings) for task in args.tasks]
-    with multiprocessing.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
-        reports = pool.map(run_task, jobs, chunksize=1)
+    reports = map_tasks(run_task, jobs, args.jobs)
     report = {
         "benchmark": "fixed_cells", "cells": cells, "depth": args.depth, "seeds": list(args.seeds),
         "settings": settings,
         "tasks": {r["task"]: r for r in reports},
         "wall_s": time.perf_counter() - start, "jobs": args.jobs,
-        "machine": {"cpu": cpu_model(), "threads_per_job": 1, "torch": torch.__version__,
-                    "platform": platform.platform()},
+        "machine": one_thread_machine(),
     }
     io.write_json(Path(args.out), report)
     for r in reports:

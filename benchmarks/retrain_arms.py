@@ -22,26 +22,20 @@ Usage (the committed report):
 from __future__ import annotations
 
 import argparse
-import logging
-import multiprocessing
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from common import add_run_options, map_tasks, one_thread_machine, parse_settings, start_task  # noqa: E402
 from fixed_cells import reference, run_values  # noqa: E402
-from search_arms import parse_settings, with_value  # noqa: E402
 
 from adabert import config, io  # noqa: E402
-from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.retrain import run_retrain  # noqa: E402
 
 
@@ -61,11 +55,7 @@ def architectures(results: Path, main: str, task: str, seeds: list[int]) -> list
 def run_task(job: tuple[str, str, str, dict]) -> dict:
     """Every architecture of one task (one thread)."""
     results, config_path, task, settings = job
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
-    cfg_all = config.resolve(yaml.safe_load(Path(config_path).read_text()))
-    for key, value in settings.items():
-        cfg_all = with_value(cfg_all, key, value)
+    cfg_all = start_task(task, config_path, settings)
     results = Path(results)
     main = cfg_all["main_variant"]
     folders = {k: results / k / task for k in ("data", "teacher", "probes")}
@@ -89,22 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", required=True, help="a workflow run's results folder")
     parser.add_argument("--tasks", nargs="+", required=True)
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="config values of every retrain (dotted keys, YAML values), e.g. retrain.init=scratch")
-    parser.add_argument("--jobs", type=int, default=2, help="tasks run side by side, one thread each")
-    parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
-    parser.add_argument("--out", required=True)
+    add_run_options(parser, "config values of every retrain (dotted keys, YAML values), e.g. retrain.init=scratch")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     settings = parse_settings(args.set)
     jobs = [(args.results, args.config, task, settings) for task in args.tasks]
-    with multiprocessing.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
-        reports = pool.map(run_task, jobs, chunksize=1)
+    reports = map_tasks(run_task, jobs, args.jobs)
     report = {
         "benchmark": "retrain_arms", "settings": settings, "tasks": {r["task"]: r for r in reports},
         "wall_s": time.perf_counter() - start, "jobs": args.jobs,
-        "machine": {"cpu": cpu_model(), "threads_per_job": 1, "torch": torch.__version__,
-                    "platform": platform.platform()},
+        "machine": one_thread_machine(),
     }
     io.write_json(Path(args.out), report)
     for r in reports:

@@ -45,26 +45,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import multiprocessing
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import arm_summary  # noqa: E402
+from common import (  # noqa: E402
+    add_run_options, arm_summary, map_tasks, one_thread_machine, parse_settings, start_task, with_value,
+)
 
 from adabert import config, io  # noqa: E402
-from adabert.measure.machine import cpu_model  # noqa: E402
 from adabert.report.adaptivity import genotype_pairs, summarise  # noqa: E402
 from adabert.nas.derive import run_derive  # noqa: E402
 from adabert.nas.genotype import Genotype  # noqa: E402
@@ -77,33 +74,10 @@ def arm_name(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def with_value(cfg: dict, key: str, value) -> dict:
-    """A copy of ``cfg`` with the dotted ``key`` set to ``value`` (every level must exist)."""
-    head, _, rest = key.partition(".")
-    if head not in cfg:
-        raise SystemExit(f"--key {key}: the config has no {head!r}")
-    return {**cfg, head: with_value(cfg[head], rest, value) if rest else value}
-
-
-def parse_settings(items: list[str]) -> dict:
-    """``--set KEY=VALUE`` items (dotted keys, YAML values) as a mapping."""
-    settings = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set {item!r}: expected KEY=VALUE, e.g. search.alpha_weight_decay=0")
-        settings[key] = yaml.safe_load(value)
-    return settings
-
-
 def run_task(job: tuple[str, str, str, list, str, list[int], list[int], dict]) -> dict:
     """Every arm of one task (one thread)."""
     results, config_path, key, values, task, seeds, search_seeds, settings = job
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
-    base = config.resolve(yaml.safe_load(Path(config_path).read_text()))  # every key has its value
-    for fixed_key, fixed_value in settings.items():
-        base = with_value(base, fixed_key, fixed_value)
+    base = start_task(task, config_path, settings)
     folders = {k: Path(results) / k / task for k in ("data", "teacher", "probes")}
     variant = base["main_variant"]
     arms, metric = {}, None
@@ -179,11 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="retrain.seed offsets")
     parser.add_argument("--search-seeds", type=int, nargs="+", default=[0], help="one search per seed and arm")
-    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="config values every arm shares (dotted keys, YAML values), e.g. search.alpha_weight_decay=0")
-    parser.add_argument("--jobs", type=int, default=2, help="tasks run side by side, one thread each")
-    parser.add_argument("--config", default=str(REPO / "config" / "config.yaml"))
-    parser.add_argument("--out", required=True)
+    add_run_options(parser, "config values every arm shares (dotted keys, YAML values), e.g. "
+                            "search.alpha_weight_decay=0")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     values = [yaml.safe_load(v) for v in args.values]
@@ -192,14 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(args.set)
     jobs = [(args.results, args.config, args.key, values, task, list(args.seeds), list(args.search_seeds), settings)
             for task in args.tasks]
-    with multiprocessing.get_context("spawn").Pool(max(1, min(args.jobs, len(jobs)))) as pool:
-        reports = pool.map(run_task, jobs, chunksize=1)
+    reports = map_tasks(run_task, jobs, args.jobs)
     report = {
         "benchmark": "search_arms", "key": args.key, "values": values, "settings": settings,
         "tasks": {r["task"]: r for r in reports},
         "wall_s": time.perf_counter() - start, "jobs": args.jobs,
-        "machine": {"cpu": cpu_model(), "threads_per_job": 1, "torch": torch.__version__,
-                    "platform": platform.platform()},
+        "machine": one_thread_machine(),
     }
     for r in reports:
         arms = "; ".join(f"{name} {a['values']}" for name, a in r["arms"].items())

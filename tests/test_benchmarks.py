@@ -146,9 +146,8 @@ def test_majority_class_benchmark_scores_the_constant_answers(mrpc_small, tmp_pa
         assert report["eval_majority"]["f1"] == 0.0
 
 
-def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(mrpc_small, mrpc_searched, tmp_path):
-    """Each fixed cell is cut out of the task's main supernet and retrained per seed; the run's searched and
-    random students are read as references."""
+def run_folders(mrpc_small: dict, tmp_path) -> tuple:
+    """The small config as a file and a run's results folder with MRPC's data, teacher and probes (symlinks)."""
     import yaml
 
     cfg_path = tmp_path / "config.yaml"
@@ -157,6 +156,13 @@ def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(m
     for stage in ("data", "teacher", "probes"):
         (results / stage).mkdir(parents=True)
         (results / stage / "MRPC").symlink_to(mrpc_small[f"{stage}_dir"])
+    return cfg_path, results
+
+
+def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(mrpc_small, mrpc_searched, tmp_path):
+    """Each fixed cell is cut out of the task's main supernet and retrained per seed; the run's searched and
+    random students are read as references."""
+    cfg_path, results = run_folders(mrpc_small, tmp_path)
     (results / "search" / "main" / "MRPC").mkdir(parents=True)
     (results / "search" / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / "search")
     for variant, values in (("main", [70.0, 72.0]), ("random", [60.0, 65.0, 80.0])):
@@ -190,17 +196,10 @@ def test_fixed_cells_benchmark_retrains_one_op_cells_against_the_runs_students(m
 def test_retrain_arms_retrains_a_runs_architectures_under_an_override(mrpc_small, mrpc_searched, tmp_path):
     """The searched, random and fixed folders of a run are retrained with the override (here from scratch, 2 steps),
     each kind reported next to the run's own retrains."""
-    import yaml
-
     from adabert import config
     from adabert.architectures import run_fixed_architecture, run_random_architecture
 
-    cfg_path = tmp_path / "config.yaml"
-    cfg_path.write_text(yaml.safe_dump(mrpc_small["cfg"]))
-    results = tmp_path / "results"
-    for stage in ("data", "teacher", "probes"):
-        (results / stage).mkdir(parents=True)
-        (results / stage / "MRPC").symlink_to(mrpc_small[f"{stage}_dir"])
+    cfg_path, results = run_folders(mrpc_small, tmp_path)
     (results / "derive" / "main" / "MRPC").mkdir(parents=True)
     (results / "derive" / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / "derive")
     arch_cfg = config.stage_config(mrpc_small["cfg"], "architecture")

@@ -208,7 +208,8 @@ def reference_rows(measurements: list[dict], tasks: Iterable[str] = ()) -> pd.Da
                "params_M": r["size"]["params"] / 1e6, "params_no_emb_M": r["size"]["params_no_embeddings"] / 1e6,
                "latency_ms": r["latency"]["median_s"] * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
                "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"),
-               "fraction_of_peak": r.get("fraction_of_peak"), "label": r["model"].get("label", ""), "measured_on": subject.get("task")}
+               "fraction_of_peak": r.get("fraction_of_peak"), "label": r["model"].get("label", ""),
+               "measured_on": subject.get("task")}
         if kind != "teacher" or subject.get("task") is None:
             rows.append(row)
             continue
