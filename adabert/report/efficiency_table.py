@@ -98,14 +98,20 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return float(num) / float(den)
 
 
-def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[dict], exports: list[dict]) -> pd.DataFrame:
-    teacher_by_task = {t["task"]: t for t in teachers}
+def _index_exports(exports: list[dict]) -> tuple[dict, dict]:
+    """The students' export records by (task, variant, seed) and the teachers' int8 drop by task."""
     int8, teacher_int8 = {}, {}
     for e in exports:
         if e.get("kind") == "student":
             int8[(e["task"], e.get("variant"), e.get("seed"))] = e
         elif e.get("kind") == "teacher":
             teacher_int8[e["task"]] = e.get("int8_drop_points")
+    return int8, teacher_int8
+
+
+def _index_measurements(measurements: list[dict]) -> tuple[dict, dict, dict, dict]:
+    """BERT-base by shape key, the teachers by (task, *shape key), the students (and baselines) by
+    (task, variant, seed), and the teacher architecture by shape key (the first measured task's teacher)."""
     bert: dict[tuple, dict] = {}
     teacher_meas: dict[tuple, dict] = {}
     student_meas: dict[tuple, list[dict]] = {}
@@ -118,62 +124,82 @@ def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[d
             student_meas.setdefault((subject.get("task"), subject.get("variant"), subject.get("seed")), []).append(r)
         elif kind == "teacher":
             teacher_meas[(subject.get("task"), *_shape_key(r))] = r
-    teacher_arch: dict[tuple, dict] = {}  # the teacher architecture: the first measured task's teacher
+    teacher_arch: dict[tuple, dict] = {}
     for key, r in sorted(teacher_meas.items(), key=lambda item: str(item[0][0])):
         teacher_arch.setdefault(key[1:], r)
+    return bert, teacher_meas, student_meas, teacher_arch
+
+
+def _base_row(s: dict, teacher: dict | None, exp: dict | None, teacher_int8_drop: float | None) -> dict:
+    """The columns of a student's rows that do not depend on the measurement."""
+    teacher_dev = teacher.get("main_value") if teacher else None
+    return {
+        "task": s["task"], "variant": s["variant"], "seed": s["seed"], "depth": s.get("depth"), "no_conv": no_conv(s),
+        "metric": s.get("main_metric"),
+        "split_kind": split_label(s["main_split"], s.get("splits", {})) if s.get("main_split") else None,
+        "student_dev": s.get("main_value"), "teacher_dev": teacher_dev,
+        "dev_gap": None if teacher_dev is None else s.get("main_value") - teacher_dev,
+        "int8_dev": exp["main"]["onnx_int8"] if exp else None,
+        "int8_drop": exp.get("int8_drop_points") if exp else None,
+        "teacher_int8_drop": teacher_int8_drop,
+    }
+
+
+def _size_ratios(size: dict, bert_any: dict | None, teacher_any: dict | None) -> dict:
+    """Compression against any measurement of the references (parameters do not depend on the engine)."""
+    row = {}
+    if bert_any:
+        row["compression_vs_bert"] = _ratio(bert_any["size"]["params"], size["params"])
+        row["compression_vs_bert_no_emb"] = _ratio(bert_any["size"]["params_no_embeddings"], size["params_no_embeddings"])
+    if teacher_any:
+        row["compression_vs_teacher"] = _ratio(teacher_any["size"]["params"], size["params"])
+        row["compression_vs_teacher_no_emb"] = _ratio(teacher_any["size"]["params_no_embeddings"],
+                                                      size["params_no_embeddings"])
+    return row
+
+
+def _measured_row(base: dict, r: dict, exp: dict | None, ref_b: dict | None, ref_t: dict | None) -> dict:
+    """One row of the table: a student's base columns and one of its measurements, with its speedups
+    over the BERT-base and teacher measurements of the same shape (None where there is none)."""
+    size, median = r["size"], r["latency"]["median_s"]
+    row = {
+        **base, "engine": r["engine"], "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"],
+        "threads": r["threads"], "params_M": size["params"] / 1e6,
+        "params_no_emb_M": size["params_no_embeddings"] / 1e6,
+        "latency_ms": median * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
+        "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"),
+        "fraction_of_peak": r.get("fraction_of_peak"),
+    }
+    mode = ((r.get("onnx") or {}).get("int8") or {}).get("mode")
+    if r["engine"] == "onnxruntime-int8" and exp and mode in (exp.get("int8") or {}):
+        # the dev metric of the int8 graph this row timed (static or dynamic)
+        row.update(int8_dev=exp["int8"][mode]["main"], int8_drop=exp["int8"][mode]["drop_points"], int8_mode=mode)
+    row["speedup_vs_bert"] = _ratio(ref_b["latency"]["median_s"], median) if ref_b else None
+    row["speedup_vs_teacher"] = _ratio(ref_t["latency"]["median_s"], median) if ref_t else None
+    return row
+
+
+def build_rows(measurements: list[dict], retrained: list[dict], teachers: list[dict], exports: list[dict]) -> pd.DataFrame:
+    teacher_by_task = {t["task"]: t for t in teachers}
+    int8, teacher_int8 = _index_exports(exports)
+    bert, teacher_meas, student_meas, teacher_arch = _index_measurements(measurements)
+    bert_any = next(iter(bert.values()), None)
     rows = []
     for s in sorted(retrained, key=lambda m: (m["task"], m["variant"], m["seed"])):
-        task, variant, seed = s["task"], s["variant"], s["seed"]
-        teacher = teacher_by_task.get(task)
-        teacher_dev = teacher.get("main_value") if teacher else None
-        exp = int8.get((task, variant, seed))
-        int8_dev = exp["main"]["onnx_int8"] if exp else None
-        base = {
-            "task": task, "variant": variant, "seed": seed, "depth": s.get("depth"), "no_conv": no_conv(s),
-            "metric": s.get("main_metric"),
-            "split_kind": split_label(s["main_split"], s.get("splits", {})) if s.get("main_split") else None,
-            "student_dev": s.get("main_value"), "teacher_dev": teacher_dev,
-            "dev_gap": None if teacher_dev is None else s.get("main_value") - teacher_dev,
-            "int8_dev": int8_dev, "int8_drop": exp.get("int8_drop_points") if exp else None,
-            "teacher_int8_drop": teacher_int8.get(task),
-        }
-        meas = student_meas.get((task, variant, seed)) or []
+        task = s["task"]
+        exp = int8.get((task, s["variant"], s["seed"]))
+        base = _base_row(s, teacher_by_task.get(task), exp, teacher_int8.get(task))
+        meas = student_meas.get((task, s["variant"], s["seed"])) or []
         if not meas:
             params = s.get("params")
             rows.append({**base, "params_M": params / 1e6 if params else None,
                          "params_no_emb_M": (s.get("params_without_embeddings") or 0) / 1e6})
             continue
+        teacher_any = next((v for k, v in teacher_meas.items() if k[0] == task), next(iter(teacher_arch.values()), None))
         for r in sorted(meas, key=lambda r: (r["engine"], r["device"], r["batch"], r["seq_len"])):
             key = _shape_key(r)
-            ref_b, ref_t = bert.get(key), teacher_meas.get((task, *key)) or teacher_arch.get(key)
-            size = r["size"]
-            median = r["latency"]["median_s"]
-            row = {
-                **base, "engine": r["engine"], "device": r["device"], "batch": r["batch"], "seq_len": r["seq_len"],
-                "threads": r["threads"], "params_M": size["params"] / 1e6,
-                "params_no_emb_M": size["params_no_embeddings"] / 1e6,
-                "latency_ms": median * 1e3, "samples_per_s": r.get("throughput_samples_per_s"),
-                "samples_per_s_spread": throughput_spread(r), "gflops": r.get("achieved_gflops"),
-                "fraction_of_peak": r.get("fraction_of_peak"),
-            }
-            mode = ((r.get("onnx") or {}).get("int8") or {}).get("mode")
-            if r["engine"] == "onnxruntime-int8" and exp and mode in (exp.get("int8") or {}):
-                # the dev metric of the int8 graph this row timed (static or dynamic)
-                row.update(int8_dev=exp["int8"][mode]["main"], int8_drop=exp["int8"][mode]["drop_points"],
-                           int8_mode=mode)
-            # size ratios use any measurement of the reference (its parameters do not depend on the engine)
-            bert_any = next(iter(bert.values()), None)
-            teacher_any = next((v for k, v in teacher_meas.items() if k[0] == task),
-                               next(iter(teacher_arch.values()), None))
-            if bert_any:
-                row["compression_vs_bert"] = _ratio(bert_any["size"]["params"], size["params"])
-                row["compression_vs_bert_no_emb"] = _ratio(bert_any["size"]["params_no_embeddings"], size["params_no_embeddings"])
-            if teacher_any:
-                row["compression_vs_teacher"] = _ratio(teacher_any["size"]["params"], size["params"])
-                row["compression_vs_teacher_no_emb"] = _ratio(teacher_any["size"]["params_no_embeddings"],
-                                                              size["params_no_embeddings"])
-            row["speedup_vs_bert"] = _ratio(ref_b["latency"]["median_s"], median) if ref_b else None
-            row["speedup_vs_teacher"] = _ratio(ref_t["latency"]["median_s"], median) if ref_t else None
+            row = _measured_row(base, r, exp, bert.get(key), teacher_meas.get((task, *key)) or teacher_arch.get(key))
+            row.update(_size_ratios(r["size"], bert_any, teacher_any))
             rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
