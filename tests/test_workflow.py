@@ -39,6 +39,10 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     # RTE's teacher starts from MNLI's (teacher.per_task.RTE.init_from): a DAG edge and the --init option
     assert "--out results/teacher/RTE --init results/teacher/MNLI" in proc.stdout
+    # ... so MNLI's teacher is scheduled first (priority 1), and the teachers waiting for it do not run last
+    teachers = {re.search(r"wildcards: task=(\S+)", b).group(1): b
+                for b in proc.stdout.split("\nrule ") if b.startswith("teacher:")}
+    assert [t for t, b in teachers.items() if "priority: 1" in b] == ["MNLI"] and len(teachers) == 9
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 9
     assert counts["search"] == counts["derive"] == 18  # the main setting only: 9 tasks x 2 seeds

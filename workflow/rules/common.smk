@@ -89,6 +89,16 @@ def teacher_init(wildcards):
     return {"init": f"results/teacher/{source}/metrics.json"} if source else {}
 
 
+def teacher_priority(wildcards):
+    """Scheduling priority of a teacher job: 1 for a teacher that other tasks' teachers start from
+    (teacher.per_task.<task>.init_from: MNLI in the default config), so it starts first and the teachers
+    waiting for it (MRPC, RTE) do not run last; 0 for the others."""
+    sources = {
+        opts.get("init_from") for opts in config["teacher"]["per_task"].values()
+    }
+    return 1 if wildcards.task in sources else 0
+
+
 def teacher_init_option(wildcards, input):
     """Params function: ``--init <folder>`` (shell-quoted) when the teacher starts from another task's."""
     return (

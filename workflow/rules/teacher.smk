@@ -14,6 +14,7 @@ rule teacher:
     conda:
         ENV
     threads: JOB_THREADS
+    priority: teacher_priority
     resources:
         mem_mb=8000,
         runtime=120,
