@@ -93,9 +93,7 @@ def teacher_priority(wildcards):
     """Scheduling priority of a teacher job: 1 for a teacher that other tasks' teachers start from
     (teacher.per_task.<task>.init_from: MNLI in the default config), so it starts first and the teachers
     waiting for it (MRPC, RTE) do not run last; 0 for the others."""
-    sources = {
-        opts.get("init_from") for opts in config["teacher"]["per_task"].values()
-    }
+    sources = {opts.get("init_from") for opts in config["teacher"]["per_task"].values()}
     return 1 if wildcards.task in sources else 0
 
 

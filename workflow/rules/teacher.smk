@@ -11,10 +11,10 @@ rule teacher:
         "logs/teacher/{task}.log",
     benchmark:
         "results/benchmarks/teacher/{task}.tsv"
+    priority: teacher_priority
     conda:
         ENV
     threads: JOB_THREADS
-    priority: teacher_priority
     resources:
         mem_mb=8000,
         runtime=120,
