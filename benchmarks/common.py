@@ -56,7 +56,7 @@ def start_task(task: str, config_path: str, settings: dict) -> dict:
     from adabert import config
 
     torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s")
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {task} %(message)s", force=True)
     cfg = config.resolve(yaml.safe_load(Path(config_path).read_text()))
     for key, value in settings.items():
         cfg = with_value(cfg, key, value)

@@ -226,3 +226,33 @@ def test_retrain_arms_retrains_a_runs_architectures_under_an_override(mrpc_small
     assert all(k["init"] == "scratch" and k["steps"] == 2 for k in kinds.values())
     assert [kinds[v]["retrained"]["n"] for v in ("main", "random", "fixed-skip_connect")] == [1, 2, 1]
     assert kinds["main"]["run"]["values"] == [70.0] and kinds["random"]["run"]["n"] == 0
+
+
+def test_random_at_depth_draws_cells_of_the_given_depth_from_the_runs_supernet(mrpc_small, mrpc_searched, tmp_path):
+    """Every random architecture has the requested depth and inherits the supernet's weights; the searched
+    students' standing among them is counted from the run's retrains."""
+    cfg_path, results = run_folders(mrpc_small, tmp_path)
+    (results / "search" / "main" / "MRPC").mkdir(parents=True)
+    (results / "search" / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / "search")
+    for n, value in enumerate([-1.0, 101.0]):  # a searched mean of 50: below no valid score and above none
+        folder = results / "retrain" / "main" / "MRPC" / f"seed{n}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"main_value": value}))
+    out = tmp_path / "random_at_depth.json"
+    cmd = [sys.executable, str(REPO / "benchmarks/random_at_depth.py"), "--results", str(results), "--tasks", "MRPC",
+           "--samples", "2", "--set", "retrain.max_steps=2", "--jobs", "1", "--config", str(cfg_path), "--out"]
+    proc = subprocess.run([*cmd, str(out), "--depth", "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    task = report["tasks"]["MRPC"]
+    assert report["depth"] == 2 and [c["genotype"]["depth"] for c in task["cells"]] == [2, 2]
+    assert all(c["init"] == "inherit" and c["steps"] == 2 for c in task["cells"])
+    assert task["cells"][0]["genotype"] != task["cells"][1]["genotype"]
+    values = [c["dev"] for c in task["cells"]]
+    assert task["random_at_depth"]["values"] == values and task["searched"]["mean"] == 50.0
+    standing = task["searched_standing"]
+    assert standing["n"] == 2 and standing["below"] == sum(v < 50.0 for v in values)
+    assert standing["below"] + standing["equal"] + standing["above"] == 2
+    assert report["searched_at_or_above_median"]["n"] == int(50.0 >= task["random_at_depth"]["median"])
+    bad = subprocess.run([*cmd, str(tmp_path / "bad.json"), "--depth", "0"], capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "--depth must be >= 1, got 2 and 0" in bad.stderr
