@@ -3,11 +3,14 @@
 Three studies retrain architectures that the search did not produce for the task at hand:
 
 * **random architectures** (baseline): :func:`~adabert.nas.genotype.sample_genotype` draws a genotype
-  uniformly from the search space. For a fair comparison they start exactly as the searched students
-  do (the main variant's ``retrain.init``): with ``inherit`` their weights are cut out of the same
-  supernet as the task's searched student (seed ``seeds[0]`` of the main search, the derive stage's
-  :func:`~adabert.nas.derive.student_weights`); with ``scratch`` they are a fresh seeded student with
-  that supernet's embedding. Either way they are retrained with the main variant's recipe.
+  uniformly from the search space, at the depth of ``baselines.random.depth`` (:func:`random_depth`; by
+  default the depth the supernet's search chose). For a fair comparison they start exactly as the
+  searched students do (the main variant's ``retrain.init``): with ``inherit`` their weights are cut out
+  of the same supernet as the task's searched student (seed ``seeds[0]`` of the main search, the derive
+  stage's :func:`~adabert.nas.derive.student_weights`); with ``scratch`` they are a fresh seeded student
+  with that supernet's embedding. Either way they are retrained with the main variant's recipe. At
+  the searched depth, inherited cells are as trained as the searched student's; a deeper random
+  architecture would inherit cells the search hardly trained (it kept one cell in 16 of 18 searches).
 * **fixed one-op cells** (the simplest baselines of the space): :func:`~adabert.nas.genotype.fixed_genotype`,
   depth 1, every edge one op (``skip_connect``: a bag of the folded teacher embeddings); weighted and
   retrained exactly as the random architectures, from the supernet of the same search seed as the
@@ -32,7 +35,7 @@ import torch
 from adabert import artifacts, io
 from adabert.errors import AdabertError
 from adabert.nas.derive import load_supernet, student_weights
-from adabert.nas.genotype import Genotype, fixed_genotype, sample_genotype
+from adabert.nas.genotype import Genotype, fixed_genotype, sample_genotype, searched_depth
 from adabert.nas.head import head_for
 from adabert.student import WEIGHTS_FILE, Student
 
@@ -84,21 +87,40 @@ def write_architecture(genotype: Genotype, tensors: dict[str, torch.Tensor], dat
     return artifacts.write_derived(out_dir, genotype=genotype, tensors=tensors, info=info, cfg=cfg)
 
 
+def random_depth(rule: str | int, scfg: dict, supernet_path: str | os.PathLike) -> int | None:
+    """The depth of the random architectures under ``baselines.random.depth`` (None: uniform over 1..k_max).
+
+    ``searched``: the depth the supernet's search chose (:func:`~adabert.nas.genotype.searched_depth`), so
+    every random architecture inherits cells trained as much as the searched student's; ``uniform``: any
+    depth of the space (``search.fixed_depth`` when the search has one); an integer: that depth.
+    """
+    if rule == "uniform":
+        return scfg.get("fixed_depth")
+    if rule == "searched":
+        net = load_supernet(supernet_path)
+        return searched_depth(net.alpha_depth, net.fixed_depth)
+    if isinstance(rule, int) and not isinstance(rule, bool) and 1 <= rule <= int(scfg["k_max"]):
+        return rule
+    raise AdabertError(f"config key 'baselines.random.depth': {rule!r} is not 'searched', 'uniform' or a depth "
+                       f"in 1..search.k_max = {scfg['k_max']}")
+
+
 def run_random_architecture(cfg: dict, task: str, sample: int, search_dir: str | os.PathLike,
                             data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
     """Sample random architecture number ``sample`` of ``task`` from the search space of ``cfg['search']``,
     with weights from the supernet of ``search_dir`` (see the module docstring)."""
     scfg, init = cfg["search"], cfg["retrain"]["init"]
+    rule = cfg.get("baselines", {}).get("random", {}).get("depth", "searched")
     # A per-task seed: the same sample index draws different architectures on different tasks.
     seed = zlib.crc32(f"{task}/{int(sample)}".encode("utf-8"))
     data = artifacts.read_data(data_dir)
+    supernet = Path(search_dir) / artifacts.SUPERNET_FILE
     genotype = sample_genotype(scfg["ops"], int(scfg["nodes"]), int(scfg["k_max"]), int(scfg["width"]), seed,
-                               fixed_depth=scfg.get("fixed_depth"),
+                               fixed_depth=random_depth(rule, scfg, supernet),
                                head=head_for(scfg.get("pair_head", "mean"), data.pair),
                                max_parameter_free=scfg.get("max_parameter_free"))
-    supernet = Path(search_dir) / artifacts.SUPERNET_FILE
     tensors = supernet_weights(genotype, supernet, data.num_labels, seed, init)
-    info = {"kind": "random", "sample": int(sample), "sample_seed": seed, "init": init,
+    info = {"kind": "random", "sample": int(sample), "sample_seed": seed, "init": init, "depth_rule": rule,
             "supernet": str(supernet)}
     return write_architecture(genotype, tensors, data, out_dir, info, cfg)
 

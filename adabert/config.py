@@ -58,7 +58,22 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "pattern":
         return (f"config key '{key}': {error.instance!r} is not a valid name "
                 f"(letters, digits, '_', '.', '-'; must match {error.validator_value})")
+    if error.validator == "oneOf":
+        return f"config key '{key}': {error.instance!r} is not allowed; allowed: {_alternatives(error.validator_value)}"
     return f"config key '{key}': {error.message}"
+
+
+def _alternatives(schemas: list[dict]) -> str:
+    """The alternatives of a ``oneOf``, in words: "'a', 'b' or an integer >= 1"."""
+    words = []
+    for alt in schemas:
+        if "enum" in alt:
+            words += [repr(v) for v in alt["enum"]]
+        elif "minimum" in alt:
+            words.append(f"an {alt.get('type', 'value')} >= {alt['minimum']}")
+        else:
+            words.append(f"a value of type {alt.get('type', 'any')}")
+    return ", ".join(words[:-1]) + " or " + words[-1] if len(words) > 1 else words[0]
 
 
 def validate(cfg: dict) -> dict:
@@ -83,6 +98,9 @@ def check(cfg: dict) -> dict:
             f"config key 'search.fixed_depth': {cfg['search']['fixed_depth']} exceeds search.k_max "
             f"= {cfg['search']['k_max']}"
         )
+    depth = cfg.get("baselines", {}).get("random", {}).get("depth")
+    if isinstance(depth, int) and depth > cfg["search"]["k_max"]:
+        raise AdabertError(f"config key 'baselines.random.depth': {depth} exceeds search.k_max = {cfg['search']['k_max']}")
     for name, override in cfg["variants"].items():
         for section in VARIANT_SECTIONS:
             if section in override:
@@ -216,7 +234,7 @@ STAGE_SECTIONS = {
     "measure": ("measure",),
     "augment": ("glue_dir", "custom_tasks", "data", "teacher", "probes", "augment"),
     "baseline": ("data", "teacher", "loss", "baselines.bilstm", "baselines.truncated"),
-    "architecture": ("search", "retrain.init"),
+    "architecture": ("search", "retrain.init", "baselines.random.depth"),
 }
 
 RANDOM_VARIANT = "random"  # retrained random architectures (baselines.random)
@@ -268,12 +286,12 @@ def stage_config(cfg: dict, stage: str, task: str | None = None, variant: str | 
     if cfg.get("glue_dir") is None and os.environ.get("ADABERT_GLUE_DIR"):
         cfg["glue_dir"] = os.environ["ADABERT_GLUE_DIR"]
     out: dict = {}
-    for section in STAGE_SECTIONS[stage]:
-        top, _, sub = section.partition(".")
-        if sub:
-            out.setdefault(top, {})[sub] = cfg[top][sub]
-        else:
-            out[top] = cfg[top]
+    for section in STAGE_SECTIONS[stage]:  # "a", "a.b", "a.b.c": that part of the config, nested as in it
+        *parents, leaf = section.split(".")
+        src, dst = cfg, out
+        for key in parents:
+            src, dst = src[key], dst.setdefault(key, {})
+        dst[leaf] = src[leaf]
     if task is not None:
         out["task"] = task
         if task in cfg.get("custom_tasks", {}):

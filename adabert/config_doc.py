@@ -36,6 +36,8 @@ variants:
 
 
 def _type(sub: dict) -> str:
+    if "oneOf" in sub:
+        return " or ".join(_type(alt) for alt in sub["oneOf"])
     if "enum" in sub:
         return " \\| ".join(json.dumps(v) for v in sub["enum"])
     t = sub.get("type", "object")

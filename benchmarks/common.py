@@ -63,10 +63,20 @@ def start_task(task: str, config_path: str, settings: dict) -> dict:
     return cfg
 
 
+def _run_job(call: tuple[Callable[[tuple], dict], tuple]) -> dict:
+    """One job in a pool process. A ``SystemExit`` there (a bad argument found by the job) would kill the
+    process and leave the pool waiting for its result forever: it comes back as an error instead."""
+    run_task, job = call
+    try:
+        return run_task(job)
+    except SystemExit as exc:
+        raise RuntimeError(str(exc)) from None
+
+
 def map_tasks(run_task: Callable[[tuple], dict], jobs: list[tuple], processes: int) -> list[dict]:
     """``run_task`` on every job, in at most ``processes`` fresh (spawned) processes."""
     with multiprocessing.get_context("spawn").Pool(max(1, min(processes, len(jobs)))) as pool:
-        return pool.map(run_task, jobs, chunksize=1)
+        return pool.map(_run_job, [(run_task, job) for job in jobs], chunksize=1)
 
 
 def one_thread_machine() -> dict:

@@ -1,16 +1,17 @@
 """Does the search pick better cells than chance at the depth it chose? Random cells of a fixed depth.
 
-The workflow's random architectures draw their depth uniformly from 1..k_max, while the searches keep
-K = 1 almost always; with ``retrain.init: inherit`` a deep random architecture inherits cells the
-supernet hardly trained, so the searched-vs-random table mixes two questions (which depth, which ops).
-This script asks the second alone: for each task, with the pipeline's own stages on a workflow run's
+Random architectures of uniform depth 1..k_max (``baselines.random.depth: uniform``, the workflow's
+rule until this study) are mostly deeper than the searches, which keep K = 1 almost always; with
+``retrain.init: inherit`` a deep random architecture inherits cells the supernet hardly trained, so the
+searched-vs-random table mixes two questions (which depth, which cells). This script asks the second
+alone, on any run: for each task, with the pipeline's own stages on a workflow run's
 folders (``<results>/data|teacher|probes/<task>`` and the main search of seed ``seeds[0]``, the supernet
 the run's random architectures come from):
 
 1. ``--samples`` random architectures of the search space at depth ``--depth`` are drawn exactly as the
    workflow's random baseline draws its architectures (:func:`adabert.architectures.run_random_architecture`
-   with ``search.fixed_depth`` set; the same per-task sample seeds), weighted from that supernet with
-   the main variant's ``retrain.init``;
+   with ``baselines.random.depth`` set to it; the same per-task sample seeds), weighted from that supernet
+   with the main variant's ``retrain.init``;
 2. each is retrained once by the retrain stage with the random architectures' recipe (the main variant's).
 
 Reported per task: the values, median and range of the random cells, and where the run's searched
@@ -60,7 +61,7 @@ def run_task(job: tuple[str, str, str, int, int, dict]) -> dict:
     folders = {k: results / k / task for k in ("data", "teacher", "probes")}
     search_dir = results / "search" / main / task / f"seed{cfg_all['seeds'][0]}"
     arch_cfg = config.stage_config(cfg_all, "architecture", task, main)
-    arch_cfg["search"] = {**arch_cfg["search"], "fixed_depth": int(depth)}
+    arch_cfg["baselines"] = {"random": {"depth": int(depth)}}
     retrain_cfg = config.retrain_config(cfg_all, task, "random")
     scores, cells = [], []
     start = time.perf_counter()
@@ -70,7 +71,7 @@ def run_task(job: tuple[str, str, str, int, int, dict]) -> dict:
             run_random_architecture(arch_cfg, task, sample, search_dir, folders["data"], arch)
             genotype = Genotype.load(arch / "genotype.json")
             if genotype.depth != depth:
-                raise SystemExit(f"{task} sample {sample}: drew depth {genotype.depth}, not {depth}")
+                raise RuntimeError(f"{task} sample {sample}: drew depth {genotype.depth}, not {depth}")
             m = run_retrain(retrain_cfg, task, "random", sample, folders["data"], folders["teacher"],
                             folders["probes"], arch, Path(tmp) / f"retrain{sample}")
             scores.append(float(m["main_value"]))

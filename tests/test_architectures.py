@@ -67,6 +67,26 @@ def test_sampled_genotypes_respect_the_cap_on_parameter_free_ops():
         sample_genotype(["max_pool_3", "none"], 3, 4, 16, seed=0, max_parameter_free=2)
 
 
+def test_random_depth_follows_baselines_random_depth(mrpc_searched):
+    """searched: the supernet's most likely depth (its fixed depth when it had one); uniform: None (any depth,
+    or search.fixed_depth); an integer: that depth within k_max; anything else names the key."""
+    from adabert.architectures import random_depth
+    from adabert.nas.derive import load_supernet
+
+    supernet = mrpc_searched["root"] / "search" / "supernet.safetensors"
+    net = load_supernet(supernet)
+    expected = net.fixed_depth or int(torch.argmax(net.alpha_depth)) + 1
+    scfg = {"k_max": int(net.alpha_depth.numel()), "fixed_depth": None}
+    assert random_depth("searched", scfg, supernet) == expected
+    assert Genotype.load(mrpc_searched["root"] / "derive" / "genotype.json").depth == expected  # the derived student's
+    assert random_depth("uniform", scfg, supernet) is None
+    assert random_depth("uniform", {**scfg, "fixed_depth": 2}, supernet) == 2
+    assert random_depth(2, scfg, supernet) == 2
+    for bad in (0, scfg["k_max"] + 1, "deep", True):
+        with pytest.raises(AdabertError, match="baselines.random.depth"):
+            random_depth(bad, scfg, supernet)
+
+
 @pytest.fixture(scope="module")
 def random_arch(mrpc_small, mrpc_searched, tmp_path_factory):
     out = tmp_path_factory.mktemp("random") / "arch"
@@ -100,7 +120,10 @@ def test_random_architecture_is_a_derive_folder_cut_from_the_searched_supernet(r
     assert any(not torch.equal(fresh[k], tensors[k]) for k in cell_keys if k.endswith(".weight"))
     student = Student.from_folder(out)
     scfg = mrpc_small["cfg"]["search"]
-    assert 1 <= student.genotype.depth <= scfg["k_max"] and student.genotype.width == scfg["width"]
+    # the default baselines.random.depth: the searched student's depth
+    searched = Genotype.load(mrpc_searched["root"] / "derive" / "genotype.json")
+    assert student.genotype.depth == searched.depth and student.genotype.width == scfg["width"]
+    assert summary["depth_rule"] == "searched"
     assert student.classifier.out_features == 2
     assert summary["kind"] == "random" and summary["params"] == student.num_parameters()
     again = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 0,

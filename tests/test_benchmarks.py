@@ -256,3 +256,12 @@ def test_random_at_depth_draws_cells_of_the_given_depth_from_the_runs_supernet(m
     assert report["searched_at_or_above_median"]["n"] == int(50.0 >= task["random_at_depth"]["median"])
     bad = subprocess.run([*cmd, str(tmp_path / "bad.json"), "--depth", "0"], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "--depth must be >= 1, got 2 and 0" in bad.stderr
+
+
+def test_an_error_inside_a_benchmark_worker_ends_the_run_with_its_message(tmp_path):
+    """A worker process that rejects its arguments (SystemExit) must fail the run, not leave the pool waiting."""
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/retrain_arms.py"), "--results", str(tmp_path / "none"),
+                           "--tasks", "MRPC", "--jobs", "1", "--out", str(tmp_path / "out.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "--results: no derive folder" in proc.stderr
+    assert not (tmp_path / "out.json").exists()

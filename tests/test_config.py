@@ -104,11 +104,16 @@ def test_bad_teacher_recipe_names_its_key(recipe, message):
 
 @pytest.mark.parametrize("paths", [["config/config.yaml"], ["config/paper.yaml"], [".test/config.yaml"],
                                    ["config/config.yaml", "config/paper_tasks.yaml"],
-                                   ["config/config.yaml", "config/studies.yaml"]])
+                                   ["config/config.yaml", "config/studies.yaml"],
+                                   ["config/config.yaml", "config/random_uniform_depth.yaml"]])
 def test_shipped_configs_validate(paths):
     """Each complete setting alone, each overlay on the default (merged as Snakemake merges config files)."""
     cfg = config.load([REPO / p for p in paths])
     assert cfg["tasks"]
+    # random architectures at the searched depth, unless the overlay asks for uniform depths; the rest kept
+    assert cfg["baselines"]["random"]["depth"] == ("uniform" if "random_uniform_depth" in paths[-1] else "searched")
+    if paths[0] == "config/config.yaml":
+        assert cfg["baselines"]["random"]["samples"] == 5
     if "config/studies.yaml" in paths:  # the overlay's variants join the default's main variant
         assert {"main", "no_kd", "augmented"} <= set(cfg["variants"]) and cfg["variants"]["main"]["augment"] == ["CoLA"]
 

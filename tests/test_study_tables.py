@@ -120,16 +120,18 @@ def test_efficiency_summary_speedups_are_seed_means_of_matched_ratios():
     assert (df["split"].dropna() == "dev").all()
 
 
-def _eff(variant, task, seed, dev, latency, engine="torch", batch=128):
+def _eff(variant, task, seed, dev, latency, engine="torch", batch=128, depth=1):
     return {"task": task, "variant": variant, "seed": seed, "engine": engine, "device": "cpu", "batch": batch,
-            "seq_len": 128, "latency_ms": latency, "student_dev": dev, "metric": "acc", "split_kind": "dev"}
+            "seq_len": 128, "latency_ms": latency, "student_dev": dev, "metric": "acc", "split_kind": "dev",
+            "depth": depth}
 
 
 def test_searched_vs_random_median_range_and_pareto():
     from adabert.report.random_study import build_rows
 
     rows = [_eff("main", "SST-2", 0, 80.0, 10.0), _eff("main", "SST-2", 1, 82.0, 14.0),  # mean 81.0 @ 12 ms
-            *[_eff("random", "SST-2", i, d, l) for i, (d, l) in enumerate([(70, 5), (75, 30), (79, 8), (85, 20)])],
+            *[_eff("random", "SST-2", i, d, l, depth=i + 1)
+              for i, (d, l) in enumerate([(70, 5), (75, 30), (79, 8), (85, 20)])],
             _eff("main", "RTE", 0, 55.0, 10.0),
             *[_eff("random", "RTE", i, d, l) for i, (d, l) in enumerate([(56, 9), (50, 9), (52, 12)])],
             _eff("random", "RTE", 9, 99.0, 1.0, engine="onnxruntime"),  # another engine: ignored
@@ -139,6 +141,7 @@ def test_searched_vs_random_median_range_and_pareto():
     assert (sst["searched_n"], sst["random_n"]) == (2, 4) and sst["searched_dev"] == 81.0
     assert sst["random_median"] == 77.0 and (sst["random_min"], sst["random_max"]) == (70.0, 85.0)
     assert sst["at_or_above_median"] and not sst["pareto_dominated"]  # 85 is more accurate but slower
+    assert (sst["searched_depths"], sst["random_depths"]) == ("1", "1-4")
     rte = df.loc["RTE"]
     assert rte["random_n"] == 3 and rte["random_median"] == 52.0 and rte["at_or_above_median"]
     assert rte["pareto_dominated"] and rte["dominating_samples"] == "0"  # 56 at 9 ms beats 55 at 10 ms

@@ -260,8 +260,14 @@ def derive_genotype(
         nodes.append([(i, op) for _, i, op in kept])
     if max_parameter_free is not None:
         nodes = cap_parameter_free(nodes, probs, ops, int(max_parameter_free))
-    depth = int(fixed_depth) if fixed_depth is not None else int(torch.argmax(alpha_depth)) + 1
-    return Genotype(depth=depth, nodes=nodes, ops=ops, width=int(width), k_max=k_max, head=head)
+    return Genotype(depth=searched_depth(alpha_depth, fixed_depth), nodes=nodes, ops=ops, width=int(width),
+                    k_max=k_max, head=head)
+
+
+def searched_depth(alpha_depth: torch.Tensor, fixed_depth: int | None = None) -> int:
+    """The number of cells a search keeps: ``fixed_depth`` when the search had one, else the most likely
+    depth of ``alpha_depth`` (the first maximum: deterministic ties)."""
+    return int(fixed_depth) if fixed_depth is not None else int(torch.argmax(alpha_depth)) + 1
 
 
 def fixed_genotype(op: str, depth: int, ops: Sequence[str], nodes: int, width: int, k_max: int,

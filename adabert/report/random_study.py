@@ -1,19 +1,19 @@
-"""Searched vs random architectures, per task: is the searched student better than what the search space
-gives without searching?
+"""Searched vs random architectures, per task: is the searched student better than what the search space gives
+without searching?
 
 Inputs: the efficiency table's CSV (one row per measured student: task, variant, seed, engine, batch,
-seq_len, latency_ms, student_dev, split_kind). The random architectures (variant ``random``, seed =
-sample index) are drawn uniformly from the same search space and retrained with exactly the searched
-students' recipe and initialisation (see :mod:`adabert.architectures`); both are timed with the same
-engine at the same shape. Per task: the searched students' dev metric (mean over seeds) and latency,
-the random ones' median and range, whether the searched mean is at or above the random median, and
-whether some random architecture Pareto-dominates the searched one (at least as accurate and at least
-as fast as the searched mean, strictly better in one).
+seq_len, latency_ms, student_dev, split_kind). The random architectures (variant ``random``, seed = sample
+index) are drawn uniformly from the same search space (at the searched depth or any depth:
+``baselines.random.depth``) and retrained with exactly the searched students' recipe and initialisation (see
+:mod:`adabert.architectures`); both are timed with the same engine at the same shape. Per task: the searched
+students' dev metric (mean over seeds) and latency, the random ones' median and range, whether the searched
+mean is at or above the random median, and whether some random architecture Pareto-dominates the searched
+one (at least as accurate and at least as fast as the searched mean, strictly better in one).
 
 Fixed one-op cells (``fixed-<op>`` retrains, ``baselines.fixed_cells``; e.g. ``skip_connect``: a bag of the
-folded teacher embeddings, the simplest student of the space), when given: per task and op the dev mean
-over seeds (``fixed_<op>_dev``), read from their retrain metrics, and on how many tasks the searched
-students reach each of them. They are not timed (no cell computation: the fastest students of the space).
+folded teacher embeddings, the simplest student of the space), when given: per task and op the dev mean over
+seeds (``fixed_<op>_dev``), read from their retrain metrics, and on how many tasks the searched students
+reach each of them. They are not timed (no cell computation: the fastest students of the space).
 """
 
 from __future__ import annotations
@@ -26,9 +26,17 @@ from adabert import io
 from adabert.errors import AdabertError
 from adabert.report.common import marked, write_tables
 
-COLUMNS = ["task", "metric_split", "searched_n", "searched_dev", "searched_dev_std", "searched_latency_ms", "random_n",
-           "random_median", "random_min", "random_max", "random_latency_median_ms", "at_or_above_median",
-           "pareto_dominated", "dominating_samples"]
+COLUMNS = ["task", "metric_split", "searched_n", "searched_dev", "searched_dev_std", "searched_latency_ms",
+           "searched_depths", "random_n", "random_median", "random_min", "random_max", "random_latency_median_ms",
+           "random_depths", "at_or_above_median", "pareto_dominated", "dominating_samples"]
+
+
+def depth_span(depths: pd.Series) -> str:
+    """The depths of some students in words: "1", "1-3" (empty when the table has no depth column)."""
+    values = sorted({int(d) for d in depths.dropna()})
+    if not values:
+        return ""
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
 def _shape_rows(efficiency: pd.DataFrame, engine: str) -> pd.DataFrame:
@@ -63,9 +71,11 @@ def build_rows(efficiency: pd.DataFrame, main_variant: str, engine: str = "torch
             "task": task, "metric_split": marked(str(searched["metric"].iloc[0]), searched["split_kind"].iloc[0]),
             "searched_n": len(searched), "searched_dev": dev,
             "searched_dev_std": float(searched["student_dev"].std()) if len(searched) > 1 else None,
-            "searched_latency_ms": latency, "random_n": len(random), "random_median": median,
+            "searched_latency_ms": latency, "searched_depths": depth_span(searched.get("depth", pd.Series(dtype=float))),
+            "random_n": len(random), "random_median": median,
             "random_min": float(random["student_dev"].min()), "random_max": float(random["student_dev"].max()),
             "random_latency_median_ms": float(random["latency_ms"].median()),
+            "random_depths": depth_span(random.get("depth", pd.Series(dtype=float))),
             "at_or_above_median": dev >= median, "pareto_dominated": bool(dominating),
             "dominating_samples": " ".join(map(str, dominating)),
         })
@@ -112,8 +122,10 @@ def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, 
     above, dominated = int(df["at_or_above_median"].sum()), int(df["pareto_dominated"].sum())
     notes = [
         f"Searched = the '{main_variant}' students (dev metric: mean over seeds); random = architectures drawn "
-        "uniformly from the same search space, retrained with the same recipe and initialisation (weights cut out "
-        "of the same supernet when the searched students inherit theirs); dev metric in percent points.",
+        "uniformly from the same search space at the depths in random_depths (baselines.random.depth: searched = "
+        "the depth the search chose, uniform = any), retrained with the same recipe and initialisation (weights "
+        "cut out of the same supernet when the searched students inherit theirs); dev metric in percent points; "
+        "searched_depths, random_depths: the students' numbers of cells.",
         f"Latency: {engine}, the largest shape the random architectures were measured at, milliseconds per batch.",
         "pareto_dominated: some random architecture is at least as accurate and at least as fast as the searched "
         "mean and strictly better in one (dominating_samples lists them).",

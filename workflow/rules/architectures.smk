@@ -6,7 +6,8 @@
 
 
 rule random_architecture:
-    """A genotype drawn uniformly from the search space, weighted from the task's main supernet."""
+    """A genotype drawn uniformly from the search space (at the searched depth: baselines.random.depth),
+    weighted from the task's main supernet."""
     input:
         meta=rules.prepare.output.meta,
         supernet=f"results/search/{MAIN}/{{task}}/seed{SEEDS[0]}/supernet.safetensors",
