@@ -76,7 +76,7 @@ def _derive(args):
 
 
 def _architecture(args):
-    cfg = _stage_cfg(args, "architecture")  # bad config fails before heavy imports
+    cfg = _stage_cfg(args, "random_architecture" if args.kind == "random" else "architecture")  # fails early
     from adabert import architectures  # lazy: fast CLI start-up
 
     if args.kind in ("random", "fixed") and not args.search:

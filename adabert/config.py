@@ -234,7 +234,8 @@ STAGE_SECTIONS = {
     "measure": ("measure",),
     "augment": ("glue_dir", "custom_tasks", "data", "teacher", "probes", "augment"),
     "baseline": ("data", "teacher", "loss", "baselines.bilstm", "baselines.truncated"),
-    "architecture": ("search", "retrain.init", "baselines.random.depth"),
+    "architecture": ("search", "retrain.init"),  # fixed one-op cells and transferred genotypes
+    "random_architecture": ("search", "retrain.init", "baselines.random.depth"),
 }
 
 RANDOM_VARIANT = "random"  # retrained random architectures (baselines.random)

@@ -60,7 +60,7 @@ def run_task(job: tuple[str, str, str, int, int, dict]) -> dict:
     main = cfg_all["main_variant"]
     folders = {k: results / k / task for k in ("data", "teacher", "probes")}
     search_dir = results / "search" / main / task / f"seed{cfg_all['seeds'][0]}"
-    arch_cfg = config.stage_config(cfg_all, "architecture", task, main)
+    arch_cfg = config.stage_config(cfg_all, "random_architecture", task, main)
     arch_cfg["baselines"] = {"random": {"depth": int(depth)}}
     retrain_cfg = config.retrain_config(cfg_all, task, "random")
     scores, cells = [], []

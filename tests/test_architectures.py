@@ -90,8 +90,8 @@ def test_random_depth_follows_baselines_random_depth(mrpc_searched):
 @pytest.fixture(scope="module")
 def random_arch(mrpc_small, mrpc_searched, tmp_path_factory):
     out = tmp_path_factory.mktemp("random") / "arch"
-    cfg = config.stage_config(mrpc_small["cfg"], "architecture")
-    assert cfg["retrain"]["init"] == "inherit"
+    cfg = config.stage_config(mrpc_small["cfg"], "random_architecture")
+    assert cfg["retrain"]["init"] == "inherit" and cfg["baselines"]["random"]["depth"] == "searched"
     summary = run_random_architecture(cfg, "MRPC", 0, mrpc_searched["root"] / "search", mrpc_small["data_dir"], out)
     return out, summary
 
@@ -111,7 +111,7 @@ def test_random_architecture_is_a_derive_folder_cut_from_the_searched_supernet(r
     assert cell_keys and all(torch.equal(tensors[k], supernet[k]) for k in cell_keys)
     assert summary["init"] == "inherit"
     # scratch: the same embedding, freshly initialised cells
-    cfg = config.stage_config(mrpc_small["cfg"], "architecture")
+    cfg = config.stage_config(mrpc_small["cfg"], "random_architecture")
     cfg["retrain"]["init"] = "scratch"
     run_random_architecture(cfg, "MRPC", 0, mrpc_searched["root"] / "search", mrpc_small["data_dir"],
                             tmp_path / "scratch")
@@ -126,16 +126,16 @@ def test_random_architecture_is_a_derive_folder_cut_from_the_searched_supernet(r
     assert summary["depth_rule"] == "searched"
     assert student.classifier.out_features == 2
     assert summary["kind"] == "random" and summary["params"] == student.num_parameters()
-    again = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 0,
+    again = run_random_architecture(config.stage_config(mrpc_small["cfg"], "random_architecture"), "MRPC", 0,
                                     mrpc_searched["root"] / "search", mrpc_small["data_dir"], out.with_name("again"))
     assert again["genotype"] == summary["genotype"]
     again_tensors = io.load_tensors(out.with_name("again") / "weights.safetensors")
     assert sorted(again_tensors) == sorted(tensors)
     assert all(torch.equal(again_tensors[k], tensors[k]) for k in tensors)
-    other = run_random_architecture(config.stage_config(mrpc_small["cfg"], "architecture"), "MRPC", 1,
+    other = run_random_architecture(config.stage_config(mrpc_small["cfg"], "random_architecture"), "MRPC", 1,
                                     mrpc_searched["root"] / "search", mrpc_small["data_dir"], out.with_name("other"))
     assert other["sample_seed"] != summary["sample_seed"]
-    capped_cfg = config.stage_config(mrpc_small["cfg"], "architecture")
+    capped_cfg = config.stage_config(mrpc_small["cfg"], "random_architecture")
     capped_cfg["search"]["max_parameter_free"] = 0  # the random architectures follow the searched space's cap
     capped = run_random_architecture(capped_cfg, "MRPC", 0, mrpc_searched["root"] / "search",
                                      mrpc_small["data_dir"], out.with_name("capped"))

@@ -202,7 +202,7 @@ def test_retrain_arms_retrains_a_runs_architectures_under_an_override(mrpc_small
     cfg_path, results = run_folders(mrpc_small, tmp_path)
     (results / "derive" / "main" / "MRPC").mkdir(parents=True)
     (results / "derive" / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / "derive")
-    arch_cfg = config.stage_config(mrpc_small["cfg"], "architecture")
+    arch_cfg = config.stage_config(mrpc_small["cfg"], "random_architecture")
     for n in (0, 1):
         run_random_architecture(arch_cfg, "MRPC", n, mrpc_searched["root"] / "search", mrpc_small["data_dir"],
                                 results / "architectures" / "random" / "MRPC" / f"seed{n}")

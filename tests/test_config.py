@@ -88,6 +88,10 @@ def test_stage_view_specialises_task_and_variant(monkeypatch):
     assert rte["loss"]["gamma"] == 0.0 and rte["loss"]["beta"] == 4.0 and rte["variant"] == "no_kd"
     with pytest.raises(AdabertError, match="unknown variant 'nope'"):
         config.stage_config(cfg, "search", "RTE", "nope")
+    # a three-level key reaches only its stage: the random architectures' depth rule never reruns fixed cells
+    random_view = config.stage_config(cfg, "random_architecture", "RTE", "main")
+    assert random_view["baselines"] == {"random": {"depth": "searched"}} and random_view["retrain"] == {"init": "inherit"}
+    assert "baselines" not in config.stage_config(cfg, "architecture", "RTE", "main")
 
 
 @pytest.mark.parametrize("recipe, message", [

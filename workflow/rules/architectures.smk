@@ -22,7 +22,7 @@ rule random_architecture:
         mem_mb=2000,
         runtime=10,
     params:
-        cfg=stage_config("architecture"),
+        cfg=stage_config("random_architecture"),
         data=in_folder("meta"),
         search=in_folder("supernet"),
         out=out_folder,
