@@ -73,6 +73,18 @@ def _run_job(call: tuple[Callable[[tuple], dict], tuple]) -> dict:
         raise RuntimeError(str(exc)) from None
 
 
+def task_folders(results: str | Path, cfg: dict, task: str) -> dict[str, Path]:
+    """The data, teacher and probes folders that a workflow run's jobs of the main variant (and its random,
+    fixed and transferred architectures) read for ``task``: the augment stage's copies where the main
+    variant augments the task (``variants.<main>.augment``, as the workflow's rules choose them)."""
+    from adabert import config
+
+    results = Path(results)
+    if task in config.augmented_tasks(cfg, cfg["main_variant"]):
+        return {k: results / "augment" / task / k for k in ("data", "teacher", "probes")}
+    return {k: results / k / task for k in ("data", "teacher", "probes")}
+
+
 def map_tasks(run_task: Callable[[tuple], dict], jobs: list[tuple], processes: int) -> list[dict]:
     """``run_task`` on every job, in at most ``processes`` fresh (spawned) processes."""
     with multiprocessing.get_context("spawn").Pool(max(1, min(processes, len(jobs)))) as pool:

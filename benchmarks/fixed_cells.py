@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import (  # noqa: E402
-    add_run_options, arm_summary, map_tasks, one_thread_machine, parse_settings, start_task,
+    add_run_options, arm_summary, map_tasks, one_thread_machine, parse_settings, start_task, task_folders,
 )
 
 from adabert import artifacts, config, io  # noqa: E402
@@ -85,7 +85,7 @@ def run_task(job: tuple[str, str, dict[str, str], int, str, list[int], dict]) ->
     cfg_all = start_task(task, config_path, settings)
     variant = cfg_all["main_variant"]
     results = Path(results)
-    folders = {k: results / k / task for k in ("data", "teacher", "probes")}
+    folders = task_folders(results, cfg_all, task)
     supernet = results / "search" / variant / task / f"seed{cfg_all['seeds'][0]}" / artifacts.SUPERNET_FILE
     data = artifacts.read_data(folders["data"])
     scfg, init = cfg_all["search"], cfg_all["retrain"]["init"]

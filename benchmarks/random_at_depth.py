@@ -37,7 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import add_run_options, map_tasks, one_thread_machine, parse_settings, start_task  # noqa: E402
+from common import (  # noqa: E402
+    add_run_options, map_tasks, one_thread_machine, parse_settings, start_task, task_folders,
+)
 from fixed_cells import reference, run_values  # noqa: E402
 
 from adabert import config, io  # noqa: E402
@@ -58,7 +60,7 @@ def run_task(job: tuple[str, str, str, int, int, dict]) -> dict:
     cfg_all = start_task(task, config_path, settings)
     results = Path(results)
     main = cfg_all["main_variant"]
-    folders = {k: results / k / task for k in ("data", "teacher", "probes")}
+    folders = task_folders(results, cfg_all, task)
     search_dir = results / "search" / main / task / f"seed{cfg_all['seeds'][0]}"
     arch_cfg = config.stage_config(cfg_all, "random_architecture", task, main)
     arch_cfg["baselines"] = {"random": {"depth": int(depth)}}

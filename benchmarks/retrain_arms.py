@@ -32,7 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import add_run_options, map_tasks, one_thread_machine, parse_settings, start_task  # noqa: E402
+from common import (  # noqa: E402
+    add_run_options, map_tasks, one_thread_machine, parse_settings, start_task, task_folders,
+)
 from fixed_cells import reference, run_values  # noqa: E402
 
 from adabert import config, io  # noqa: E402
@@ -58,7 +60,7 @@ def run_task(job: tuple[str, str, str, dict]) -> dict:
     cfg_all = start_task(task, config_path, settings)
     results = Path(results)
     main = cfg_all["main_variant"]
-    folders = {k: results / k / task for k in ("data", "teacher", "probes")}
+    folders = task_folders(results, cfg_all, task)
     values: dict[str, list[float]] = {}
     out = {"task": task, "kinds": {}}
     with tempfile.TemporaryDirectory() as tmp:

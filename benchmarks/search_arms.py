@@ -58,7 +58,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import (  # noqa: E402
-    add_run_options, arm_summary, map_tasks, one_thread_machine, parse_settings, start_task, with_value,
+    add_run_options, arm_summary, map_tasks, one_thread_machine, parse_settings, start_task, task_folders,
+    with_value,
 )
 
 from adabert import config, io  # noqa: E402
@@ -78,7 +79,7 @@ def run_task(job: tuple[str, str, str, list, str, list[int], list[int], dict]) -
     """Every arm of one task (one thread)."""
     results, config_path, key, values, task, seeds, search_seeds, settings = job
     base = start_task(task, config_path, settings)
-    folders = {k: Path(results) / k / task for k in ("data", "teacher", "probes")}
+    folders = task_folders(results, base, task)
     variant = base["main_variant"]
     arms, metric = {}, None
     with tempfile.TemporaryDirectory() as tmp:

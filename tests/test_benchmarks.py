@@ -265,3 +265,16 @@ def test_an_error_inside_a_benchmark_worker_ends_the_run_with_its_message(tmp_pa
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "--results: no derive folder" in proc.stderr
     assert not (tmp_path / "out.json").exists()
+
+
+def test_benchmarks_read_the_folders_the_workflow_trains_on(tmp_path, monkeypatch):
+    """A task the main variant augments is read from the augment stage's folders, as the workflow's rules read
+    it; the other tasks from their own stages' folders."""
+    from adabert import config
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from common import task_folders
+
+    cfg = config.resolve({"tasks": ["CoLA", "MRPC"], "variants": {"main": {"augment": ["CoLA"]}}})
+    assert task_folders(tmp_path, cfg, "CoLA") == {k: tmp_path / "augment" / "CoLA" / k for k in ("data", "teacher", "probes")}
+    assert task_folders(tmp_path, cfg, "MRPC") == {k: tmp_path / k / "MRPC" for k in ("data", "teacher", "probes")}
