@@ -126,7 +126,10 @@ def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, 
         "the depth the search chose, uniform = any), retrained with the same recipe and initialisation (weights "
         "cut out of the same supernet when the searched students inherit theirs); dev metric in percent points; "
         "searched_depths, random_depths: the students' numbers of cells.",
-        f"Latency: {engine}, the largest shape the random architectures were measured at, milliseconds per batch.",
+        f"Latency: {engine}, the largest shape the random architectures were measured at, milliseconds per batch. "
+        "The searched students and the random architectures are timed in different jobs, with no same-job "
+        "reference: a latency difference smaller than the drift between jobs (on a shared machine, more than "
+        "the samples_per_s_spread within one) is not resolved, nor is a Pareto test that rests on it.",
         "pareto_dominated: some random architecture is at least as accurate and at least as fast as the searched "
         "mean and strictly better in one (dominating_samples lists them).",
         f"The searched students are at or above the random median on {above} of {len(df)} tasks and "
