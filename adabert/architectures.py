@@ -37,6 +37,7 @@ from adabert.errors import AdabertError
 from adabert.nas.derive import load_supernet, student_weights
 from adabert.nas.genotype import Genotype, fixed_genotype, sample_genotype, searched_depth
 from adabert.nas.head import head_for
+from adabert.nas.supernet import SuperNet
 from adabert.student import WEIGHTS_FILE, Student
 
 EMBEDDING_KEYS = ("word_embeddings.weight", "position_embeddings.weight", "layer_norm.weight", "layer_norm.bias")
@@ -71,13 +72,17 @@ def supernet_weights(genotype: Genotype, supernet_path: str | os.PathLike, num_l
                      init: str) -> dict[str, torch.Tensor]:
     """``genotype``'s weights from a search's supernet: cut out of it (``init`` "inherit", as the derive
     stage does for the searched genotype) or fresh with its embedding ("scratch")."""
-    net = load_supernet(supernet_path)
+    return cut_weights(genotype, load_supernet(supernet_path), str(supernet_path), num_labels, seed, init)
+
+
+def cut_weights(genotype: Genotype, net: SuperNet, origin: str, num_labels: int, seed: int, init: str) -> dict[str, torch.Tensor]:
+    """:func:`supernet_weights` from a loaded supernet ``net`` (``origin`` names it in errors)."""
     if net.num_labels != int(num_labels):
-        raise AdabertError(f"{supernet_path}: {net.num_labels} outputs, the task has {num_labels}")
+        raise AdabertError(f"{origin}: {net.num_labels} outputs, the task has {num_labels}")
     inherited = student_weights(net, genotype)
     if init == "inherit":
         return inherited
-    return fresh_student(genotype, inherited, str(supernet_path), num_labels, seed)
+    return fresh_student(genotype, inherited, origin, num_labels, seed)
 
 
 def write_architecture(genotype: Genotype, tensors: dict[str, torch.Tensor], data: artifacts.DataFolder,
@@ -87,17 +92,16 @@ def write_architecture(genotype: Genotype, tensors: dict[str, torch.Tensor], dat
     return artifacts.write_derived(out_dir, genotype=genotype, tensors=tensors, info=info, cfg=cfg)
 
 
-def random_depth(rule: str | int, scfg: dict, supernet_path: str | os.PathLike) -> int | None:
+def random_depth(rule: str | int, scfg: dict, net: SuperNet) -> int | None:
     """The depth of the random architectures under ``baselines.random.depth`` (None: uniform over 1..k_max).
 
-    ``searched``: the depth the supernet's search chose (:func:`~adabert.nas.genotype.searched_depth`), so
+    ``searched``: the depth the search of the supernet ``net`` chose (:func:`~adabert.nas.genotype.searched_depth`), so
     every random architecture inherits cells trained as much as the searched student's; ``uniform``: any
     depth of the space (``search.fixed_depth`` when the search has one); an integer: that depth.
     """
     if rule == "uniform":
         return scfg.get("fixed_depth")
     if rule == "searched":
-        net = load_supernet(supernet_path)
         return searched_depth(net.alpha_depth, net.fixed_depth)
     if isinstance(rule, int) and not isinstance(rule, bool) and 1 <= rule <= int(scfg["k_max"]):
         return rule
@@ -110,16 +114,17 @@ def run_random_architecture(cfg: dict, task: str, sample: int, search_dir: str |
     """Sample random architecture number ``sample`` of ``task`` from the search space of ``cfg['search']``,
     with weights from the supernet of ``search_dir`` (see the module docstring)."""
     scfg, init = cfg["search"], cfg["retrain"]["init"]
-    rule = cfg.get("baselines", {}).get("random", {}).get("depth", "searched")
+    rule = cfg["baselines"]["random"]["depth"]  # the random_architecture stage view carries it
     # A per-task seed: the same sample index draws different architectures on different tasks.
     seed = zlib.crc32(f"{task}/{int(sample)}".encode("utf-8"))
     data = artifacts.read_data(data_dir)
     supernet = Path(search_dir) / artifacts.SUPERNET_FILE
+    net = load_supernet(supernet)  # read once: the searched depth and the weights
     genotype = sample_genotype(scfg["ops"], int(scfg["nodes"]), int(scfg["k_max"]), int(scfg["width"]), seed,
-                               fixed_depth=random_depth(rule, scfg, supernet),
+                               fixed_depth=random_depth(rule, scfg, net),
                                head=head_for(scfg.get("pair_head", "mean"), data.pair),
                                max_parameter_free=scfg.get("max_parameter_free"))
-    tensors = supernet_weights(genotype, supernet, data.num_labels, seed, init)
+    tensors = cut_weights(genotype, net, str(supernet), data.num_labels, seed, init)
     info = {"kind": "random", "sample": int(sample), "sample_seed": seed, "init": init, "depth_rule": rule,
             "supernet": str(supernet)}
     return write_architecture(genotype, tensors, data, out_dir, info, cfg)

@@ -73,18 +73,17 @@ def test_random_depth_follows_baselines_random_depth(mrpc_searched):
     from adabert.architectures import random_depth
     from adabert.nas.derive import load_supernet
 
-    supernet = mrpc_searched["root"] / "search" / "supernet.safetensors"
-    net = load_supernet(supernet)
+    net = load_supernet(mrpc_searched["root"] / "search" / "supernet.safetensors")
     expected = net.fixed_depth or int(torch.argmax(net.alpha_depth)) + 1
     scfg = {"k_max": int(net.alpha_depth.numel()), "fixed_depth": None}
-    assert random_depth("searched", scfg, supernet) == expected
+    assert random_depth("searched", scfg, net) == expected
     assert Genotype.load(mrpc_searched["root"] / "derive" / "genotype.json").depth == expected  # the derived student's
-    assert random_depth("uniform", scfg, supernet) is None
-    assert random_depth("uniform", {**scfg, "fixed_depth": 2}, supernet) == 2
-    assert random_depth(2, scfg, supernet) == 2
+    assert random_depth("uniform", scfg, net) is None
+    assert random_depth("uniform", {**scfg, "fixed_depth": 2}, net) == 2
+    assert random_depth(2, scfg, net) == 2
     for bad in (0, scfg["k_max"] + 1, "deep", True):
         with pytest.raises(AdabertError, match="baselines.random.depth"):
-            random_depth(bad, scfg, supernet)
+            random_depth(bad, scfg, net)
 
 
 @pytest.fixture(scope="module")

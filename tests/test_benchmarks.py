@@ -234,7 +234,7 @@ def test_random_at_depth_draws_cells_of_the_given_depth_from_the_runs_supernet(m
     cfg_path, results = run_folders(mrpc_small, tmp_path)
     (results / "search" / "main" / "MRPC").mkdir(parents=True)
     (results / "search" / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / "search")
-    for n, value in enumerate([-1.0, 101.0]):  # a searched mean of 50: below no valid score and above none
+    for n, value in enumerate([-1.0, 101.0]):  # the searched students' mean: 50.0
         folder = results / "retrain" / "main" / "MRPC" / f"seed{n}"
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps({"main_value": value}))
