@@ -120,7 +120,8 @@ def _random_study(args):
     from adabert.report.random_study import write_random_study  # lazy: fast CLI start-up
 
     write_random_study(Path(args.efficiency), args.main_variant, Path(args.out), engine=args.engine,
-                       fixed_metrics=[Path(p) for p in args.fixed or []])
+                       fixed_metrics=[Path(p) for p in args.fixed or []],
+                       side_by_side=[Path(p) for p in args.side_by_side or []])
 
 
 def _cost_table(args):
@@ -304,6 +305,23 @@ def _measure(args):
         write_json(Path(args.out), records[0][0])
 
 
+def _measure_side_by_side(args):
+    _check_threads(args.threads)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read once, when torch is imported below
+        os.environ[var] = str(args.threads)
+    models = []
+    for variant, seed, folder in args.model:
+        if not seed.isdigit():
+            raise AdabertError(f"measure-side-by-side: --model {variant} {seed} {folder}: the seed must be a "
+                               "non-negative integer")
+        models.append((variant, int(seed), Path(folder)))
+    from adabert.measure.side_by_side import time_side_by_side  # lazy: torch loads after the thread variables
+
+    time_side_by_side(args.task, models, args.batch, args.seq_len, args.threads, min_seconds=args.min_seconds,
+                      min_batches=args.min_batches, warmup=args.warmup, repeats=args.repeats,
+                      out_json=Path(args.out))
+
+
 def _efficiency_table(args):
     from adabert.report.efficiency_table import write_efficiency_table  # lazy: fast CLI start-up
 
@@ -379,6 +397,8 @@ def _add_report_commands(sub) -> None:
          ("--efficiency", {**REQ, "help": "the efficiency table's CSV"}), ("--main-variant", {"default": "main"}),
          ("--engine", {"default": "torch"}),
          ("--fixed", {"nargs": "+", "help": "retrain metrics.json of fixed one-op cells (variant fixed-<op>)"}),
+         ("--side-by-side", {"nargs": "+", "help": "side-by-side timings (measure-side-by-side) of the searched and "
+                                                   "random students, one per task: the latencies compared"}),
          ("--out", {**REQ, "help": "output stem (.md, .tex, .csv)"}))
     _add(sub, "cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
          ("--benchmarks", {"nargs": "+", **REQ, "help": "folders of benchmark files (<folder>/<stage>/...)"}),
@@ -475,6 +495,17 @@ def _add_measure_commands(sub) -> None:
          ("--task", {"help": "task the model belongs to (recorded)"}),
          ("--variant", {"help": "variant (recorded)"}),
          ("--seed", {"type": int, "nargs": "+", "help": "seed (recorded; one per --model)"}))
+    _add(sub, "measure-side-by-side", _measure_side_by_side,
+         "time several students of one task in one process, interleaved round by round (PyTorch, CPU): latencies "
+         "comparable across architectures", TASK,
+         ("--model", {"nargs": 3, "action": "append", **REQ, "metavar": ("VARIANT", "SEED", "FOLDER"),
+                      "help": "a retrained student folder and what it is (repeat the option for each model)"}),
+         ("--batch", {**REQ, "type": int}), ("--seq-len", {**REQ, "type": int}), ("--threads", {**REQ, "type": int}),
+         ("--min-seconds", {"type": float, "default": 1.0, "help": "timed work per model and round (seconds)"}),
+         ("--min-batches", {"type": int, "default": 1, "help": "timed batches per model and round"}),
+         ("--repeats", {"type": int, "default": 3, "help": "rounds (median over them)"}),
+         ("--warmup", {"type": int, "default": 1}),
+         ("--out", {**REQ, "help": "the JSON of the side-by-side timing"}))
     _add(sub, "efficiency-table", _efficiency_table, "compression, speedup, GFLOP/s and dev metrics of the students",
          ("--measurements", {"nargs": "+", **REQ}),
          ("--retrained", {"nargs": "+", **REQ, "help": "retrain metrics.json"}),

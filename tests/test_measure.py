@@ -725,3 +725,64 @@ def test_efficiency_table_uses_the_teacher_architecture_for_every_task(tmp_path)
     summary = write_efficiency_summary(csv, "main", tmp_path / "summary")
     assert set(summary[summary["model"] == "Teacher"]["task"]) == {"MRPC", "STS-B"}
     assert "teacher architecture measured once, as the teacher of MRPC" in (tmp_path / "summary.md").read_text()
+
+
+# -------------------------------------------------------------- students of one task timed side by side
+
+
+def _tiny_student(folder: Path, nodes, vocab_size: int = 200, depth: int = 1) -> Path:
+    from adabert.nas.genotype import Genotype
+    from adabert.nas.ops import OP_NAMES
+    from adabert.student import Student
+
+    torch.manual_seed(0)
+    genotype = Genotype(depth=depth, nodes=nodes, ops=list(OP_NAMES), width=16, k_max=3)
+    Student(genotype, vocab_size=vocab_size, max_positions=32, num_labels=2).save(folder)
+    return folder
+
+
+def test_students_timed_side_by_side_in_one_job(tmp_path, monkeypatch):
+    """Three students of one task through the CLI: one record, every model timed in every round (the order
+    rotating), its median in ms, its size; a repeated (variant, seed), students of different vocabularies
+    and a seed that is not a number are refused with the offending value named."""
+    from adabert.cli import main
+    from adabert.measure import side_by_side
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the command sets it; restored after the test
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    conv = [[(0, "std_conv_3"), (1, "dil_conv_5")], [(2, "max_pool_3"), (0, "avg_pool_3")]]
+    skip = [[(0, "skip_connect"), (1, "skip_connect")], [(2, "skip_connect"), (0, "skip_connect")]]
+    folders = {("main", 0): _tiny_student(tmp_path / "main0", conv),
+               ("random", 0): _tiny_student(tmp_path / "random0", skip),
+               ("random", 3): _tiny_student(tmp_path / "random3", conv, depth=3)}
+    order = []
+    real = side_by_side.timing.time_interleaved
+
+    def recorded(steps, *args, **kwargs):
+        order.append(list(steps))
+        return real(steps, *args, **kwargs)
+
+    monkeypatch.setattr(side_by_side.timing, "time_interleaved", recorded)
+    out = tmp_path / "SST-2.json"
+    argv = ["measure-side-by-side", "--task", "SST-2", "--batch", "4", "--seq-len", "16", "--threads", "1",
+            "--min-seconds", "0", "--min-batches", "2", "--repeats", "2", "--out", str(out)]
+    models = [a for (v, s), f in folders.items() for a in ("--model", v, str(s), str(f))]
+    assert main(argv + models) == 0
+    record = side_by_side.read_side_by_side(out)
+    assert order == [["main/seed0", "random/seed0", "random/seed3"]]  # one interleaved set: all of them
+    assert [(m["variant"], m["seed"]) for m in record["models"]] == list(folders)
+    assert (record["task"], record["batch"], record["seq_len"], record["threads"]) == ("SST-2", 4, 16, 1)
+    for model in record["models"]:
+        lat = model["latency"]
+        assert lat["repeats"] == 2 and lat["repeat_batches"] == [2, 2] and lat["n_batches"] == 4
+        assert model["latency_ms"] == pytest.approx(lat["median_s"] * 1e3)
+    params = {(m["variant"], m["seed"]): m["params"] for m in record["models"]}
+    assert params[("random", 3)] > params[("main", 0)] > params[("random", 0)]  # 3 conv cells > 1 > no conv op
+
+    with pytest.raises(AdabertError, match="a \\(variant, seed\\) is given twice"):
+        side_by_side.time_side_by_side("SST-2", [("main", 0, folders[("main", 0)])] * 2, 4, 16, 1)
+    _tiny_student(tmp_path / "other_vocab", conv, vocab_size=300)
+    with pytest.raises(AdabertError, match="do not share a vocabulary"):
+        side_by_side.time_side_by_side("SST-2", [("main", 0, folders[("main", 0)]),
+                                                 ("random", 0, tmp_path / "other_vocab")], 4, 16, 1)
+    assert main(argv + ["--model", "random", "x", str(folders[("random", 0)])]) == 2

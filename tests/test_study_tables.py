@@ -173,6 +173,53 @@ def test_searched_vs_random_carries_the_fixed_cells(tmp_path):
         write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs2", fixed_metrics=[bad])
 
 
+def _side_by_side(path, task, latencies):
+    """A side-by-side timing record of ``task``: {(variant, seed): ms}."""
+    import json
+
+    latency = {"median_s": 0.1, "p25_s": 0.1, "p75_s": 0.1, "p90_s": 0.1, "mean_s": 0.1, "n_batches": 3,
+               "total_s": 0.3, "repeats": 3, "repeat_min_s": 0.1, "repeat_max_s": 0.1}
+    path.write_text(json.dumps({
+        "task": task, "engine": "torch", "device": "cpu", "batch": 128, "seq_len": 128, "threads": 2,
+        "models": [{"variant": v, "seed": s, "path": f"x/{v}{s}", "params": 10, "latency_ms": ms, "latency": latency}
+                   for (v, s), ms in latencies.items()],
+        "settings": {}, "protocol": "interleaved", "machine": {}}))
+    return path
+
+
+def test_searched_vs_random_reads_latencies_timed_side_by_side(tmp_path):
+    """The side-by-side timing of a task replaces the latencies of separate jobs: here the random architecture
+    that looked faster in its own job is slower next to the searched students, so the Pareto verdict flips;
+    a task without one keeps its efficiency rows and is marked so."""
+    from adabert.errors import AdabertError
+    from adabert.report.random_study import write_random_study
+
+    rows = [_eff("main", "SST-2", 0, 80.0, 10.0), _eff("main", "SST-2", 1, 82.0, 14.0),
+            _eff("random", "SST-2", 0, 85.0, 5.0), _eff("random", "SST-2", 1, 70.0, 50.0),
+            _eff("main", "RTE", 0, 55.0, 10.0), _eff("random", "RTE", 0, 56.0, 9.0)]
+    pd.DataFrame(rows).to_csv(tmp_path / "efficiency.csv", index=False)
+    timed = _side_by_side(tmp_path / "sst2.json", "SST-2",
+                          {("main", 0): 6.0, ("main", 1): 8.0, ("random", 0): 7.5, ("random", 1): 4.0})
+    df = write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs", side_by_side=[timed]).set_index("task")
+    sst = df.loc["SST-2"]
+    assert sst["searched_latency_ms"] == 7.0 and sst["random_latency_median_ms"] == 5.75
+    assert not sst["pareto_dominated"] and sst["latency_same_job"]  # 85 at 7.5 ms is slower than 7.0 ms
+    assert df.loc["RTE", "pareto_dominated"] and not df.loc["RTE", "latency_same_job"]  # its own jobs: 9 < 10 ms
+    assert "On RTE the searched students and the random architectures were timed in different jobs" in (
+        tmp_path / "vs.md").read_text()
+    lacking = _side_by_side(tmp_path / "lacking.json", "SST-2", {("main", 0): 6.0, ("random", 0): 7.5})
+    with pytest.raises(AdabertError, match=r"side-by-side timing of SST-2 lacks \[\('main', 1\), \('random', 1\)\]"):
+        write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs2", side_by_side=[lacking])
+    with pytest.raises(AdabertError, match="a second side-by-side timing of task SST-2"):
+        write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs3", side_by_side=[timed, timed])
+    with pytest.raises(AdabertError, match="the side-by-side timings are PyTorch's, but engine 'onnxruntime'"):
+        write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs5", engine="onnxruntime",
+                           side_by_side=[timed])
+    (tmp_path / "bad.json").write_text('{"task": "SST-2", "engine": "torch"}')
+    with pytest.raises(AdabertError, match="bad.json: invalid at"):
+        write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs4", side_by_side=[tmp_path / "bad.json"])
+
+
 def test_task_adaptivity_within_vs_across(tmp_path):
     import json
 

@@ -43,6 +43,9 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     teachers = {re.search(r"wildcards: task=(\S+)", b).group(1): b
                 for b in proc.stdout.split("\nrule ") if b.startswith("teacher:")}
     assert [t for t, b in teachers.items() if "priority: 1" in b] == ["MNLI"] and len(teachers) == 9
+    prepares = [re.search(r"wildcards: task=(\S+)", b).group(1)
+                for b in proc.stdout.split("\nrule ") if b.startswith("prepare:") and "priority: 1" in b]
+    assert prepares == ["MNLI"]  # ... and its data first (in the run of a777393 it was ready 17 minutes in)
     counts = job_counts(proc.stdout)
     assert counts["prepare"] == counts["teacher"] == counts["probes"] == 9
     assert counts["search"] == counts["derive"] == 18  # the main setting only: 9 tasks x 2 seeds
@@ -77,6 +80,15 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     sst2 = next(b for b in measure_random if "wildcards: task=SST-2" in b)
     folders = " ".join(f"results/measure/student/random/SST-2/seed{n}" for n in range(5))
     assert f"--seed 0 1 2 3 4 --out-dir {folders} >" in sst2
+    # ... and side by side with the task's searched students in one more job per task, interleaved (the
+    # latencies of the searched-vs-random table), alone on the machine like every timing job
+    assert counts["measure_side_by_side"] == 8
+    side = next(b for b in proc.stdout.split("\nrule ") if b.startswith("measure_side_by_side:") and "task=SST-2" in b)
+    models = " ".join([f"--model main {s} results/retrain/main/SST-2/seed{s}" for s in (0, 1)]
+                      + [f"--model random {n} results/retrain/random/SST-2/seed{n}" for n in range(5)])
+    assert f"--task SST-2 {models} --batch 128 --seq-len 128 --threads 2" in side
+    assert re.search(r"resources: .*\bcpu_bench=100\b", side)
+    assert "--side-by-side results/measure/side_by_side/CoLA.json" in proc.stdout
     assert "measure_baseline" not in counts
     assert not {"measure_bert_base_repeat", "measure_student_repeat", "repeatability_table"} & set(counts)
     # job_threads: 1: training jobs run one thread each (no "threads:" line in a dry run), measurement
@@ -105,6 +117,7 @@ def test_smoke_dag_plans_one_measurement_job_per_model_and_the_repeat_check(tmp_
     assert counts["measure_student"] == 2 and counts["measure_baseline"] == 4
     assert counts["measure_student_ablation"] == 2  # beta_0 and augmented on MRPC
     assert counts["measure_random"] == 2  # one random architecture per task, one job per task
+    assert counts["measure_side_by_side"] == 2  # ... timed beside the task's searched student
     assert counts["measure_bert_base_repeat"] == counts["measure_student_repeat"] == 1
     assert counts["repeatability_table"] == 1
     request = "--engines torch onnxruntime --shapes 1x16"
@@ -156,6 +169,7 @@ def test_paper_dag_has_the_full_teacher_dag(tmp_path):
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1  # once per run, not per task
     assert counts["measure_student"] == 27 and counts["measure_baseline"] == 54  # one job per model
     assert counts["measure_student_ablation"] == 126 and counts["measure_random"] == 9
+    assert counts["measure_side_by_side"] == 9
 
 
 @pytest.mark.parametrize(
@@ -296,6 +310,11 @@ def check_study_tables(root: Path) -> None:
     assert {e["op"] for node in fixed_mrpc["genotype"]["nodes"] for e in node} == {"skip_connect"}
     vs_random = pd.read_csv(paper / "searched_vs_random.csv").set_index("task")
     assert vs_random.loc["MRPC", "fixed_skip_connect_dev"] == pytest.approx(fixed_mrpc["main_value"])
+    # its latencies: the searched student and the random architecture timed side by side in one job
+    side = {(m["variant"], m["seed"]): m["latency_ms"] for m in result(root, "measure/side_by_side/MRPC.json")["models"]}
+    assert set(side) == {("main", 0), ("random", 0)} and bool(vs_random.loc["MRPC", "latency_same_job"])
+    assert vs_random.loc["MRPC", "searched_latency_ms"] == pytest.approx(side[("main", 0)])
+    assert vs_random.loc["MRPC", "random_latency_median_ms"] == pytest.approx(side[("random", 0)])
 
     ablations = pd.read_csv(paper / "ablations.csv").set_index(["variant", "task"])
     assert set(ablations.index) == {("main", "MRPC"), ("beta_0", "MRPC"), ("augmented", "MRPC")}

@@ -13,7 +13,8 @@ Modules: :mod:`.machine` (machine info, threads, GEMM peak), :mod:`.size` (param
 dynamic int8), :mod:`.quantize` (static int8 calibrated on training rows; the int8 modes), :mod:`.reference`
 (model adapters, teacher, BERT-base), :mod:`.run` (the measurements of one model: its engines, devices and
 shapes -> one JSON each), :mod:`.models` (the measure stage: a model of any kind of :mod:`adabert.kinds`,
-loaded once from its folder and measured on every engine and shape of its job).
+loaded once from its folder and measured on every engine and shape of its job), :mod:`.side_by_side`
+(several students of one task timed interleaved in one job: latencies comparable across architectures).
 """
 
 from adabert.measure.machine import machine_info, matmul_peak_gflops, set_threads
@@ -36,6 +37,7 @@ from adabert.measure.reference import (
     student_under_test,
 )
 from adabert.measure.run import MEASUREMENT_SCHEMA, measure, measure_many, validate_measurement
+from adabert.measure.side_by_side import time_side_by_side
 from adabert.measure.size import count_params, flops_per_sample, size_report
 from adabert.measure.timing import time_interleaved, time_ort, time_torch
 
@@ -45,6 +47,6 @@ __all__ = [
     "flops_per_sample", "hf_classifier_under_test", "load_teacher", "machine_info", "matmul_peak_gflops",
     "measure", "measure_many", "measure_model", "measure_models", "model_under_test", "quantize_int8",
     "random_token_inputs", "set_threads",
-    "size_report", "student_module_under_test", "student_under_test", "time_ort", "time_torch",
+    "size_report", "student_module_under_test", "student_under_test", "time_ort", "time_side_by_side", "time_torch",
     "validate_measurement", "verify_onnx",
 ]

@@ -8,7 +8,9 @@ index) are drawn uniformly from the same search space (at the searched depth or 
 :mod:`adabert.architectures`); both are timed with the same engine at the same shape. Per task: the searched
 students' dev metric (mean over seeds) and latency, the random ones' median and range, whether the searched
 mean is at or above the random median, and whether some random architecture Pareto-dominates the searched
-one (at least as accurate and at least as fast as the searched mean, strictly better in one).
+one (at least as accurate and at least as fast as the searched mean, strictly better in one). Latencies come
+from the side-by-side timings of :mod:`adabert.measure.side_by_side` where given (all students of a task timed
+in one job, interleaved), else from the efficiency rows (separate jobs: drift between them is not resolved).
 
 Fixed one-op cells (``fixed-<op>`` retrains, ``baselines.fixed_cells``; e.g. ``skip_connect``: a bag of the
 folded teacher embeddings, the simplest student of the space), when given: per task and op the dev mean over
@@ -28,7 +30,7 @@ from adabert.report.common import marked, write_tables
 
 COLUMNS = ["task", "metric_split", "searched_n", "searched_dev", "searched_dev_std", "searched_latency_ms",
            "searched_depths", "random_n", "random_median", "random_min", "random_max", "random_latency_median_ms",
-           "random_depths", "at_or_above_median", "pareto_dominated", "dominating_samples"]
+           "random_depths", "at_or_above_median", "pareto_dominated", "dominating_samples", "latency_same_job"]
 
 
 def depth_span(depths: pd.Series) -> str:
@@ -56,14 +58,45 @@ def dominated_by(searched_dev: float, searched_latency: float, random: pd.DataFr
     return sorted(int(s) for s in better["seed"])
 
 
-def build_rows(efficiency: pd.DataFrame, main_variant: str, engine: str = "torch") -> pd.DataFrame:
+def side_by_side_latencies(paths: list[Path]) -> dict[str, dict[tuple[str, int], float]]:
+    """Side-by-side timings (:mod:`adabert.measure.side_by_side`, one per task) -> {task: {(variant, seed):
+    latency in ms}}."""
+    if not paths:
+        return {}
+    from adabert.measure.side_by_side import read_side_by_side  # lazy: loads torch
+
+    out: dict[str, dict[tuple[str, int], float]] = {}
+    for path in paths:
+        record = read_side_by_side(path)
+        if record["task"] in out:
+            raise AdabertError(f"{path}: a second side-by-side timing of task {record['task']}")
+        out[record["task"]] = {(m["variant"], int(m["seed"])): float(m["latency_ms"]) for m in record["models"]}
+    return out
+
+
+def _with_latencies(task: str, timed: dict[tuple[str, int], float], *students: pd.DataFrame) -> list[pd.DataFrame]:
+    """Each frame of ``students`` (rows of one task) with the latencies of the task's side-by-side timing."""
+    keys = [(v, int(s)) for df in students for v, s in zip(df["variant"], df["seed"])]
+    missing = [k for k in keys if k not in timed]
+    if missing:
+        raise AdabertError(f"searched vs random: the side-by-side timing of {task} lacks {missing}")
+    return [df.assign(latency_ms=[timed[(v, int(s))] for v, s in zip(df["variant"], df["seed"])]) for df in students]
+
+
+def build_rows(efficiency: pd.DataFrame, main_variant: str, engine: str = "torch",
+               side_by_side: dict[str, dict[tuple[str, int], float]] | None = None) -> pd.DataFrame:
+    """One row per task with searched and random students; latencies from ``side_by_side`` (:func:`side_by_side_latencies`)
+    for the tasks it has, else from the efficiency rows of ``engine``."""
     rows = _shape_rows(efficiency, engine)
+    side_by_side = side_by_side or {}
     out = []
     for task in sorted(set(rows.loc[rows["variant"] == "random", "task"])):
         searched = rows[(rows["variant"] == main_variant) & (rows["task"] == task)].dropna(subset=["student_dev"])
         random = rows[(rows["variant"] == "random") & (rows["task"] == task)].dropna(subset=["student_dev"])
         if searched.empty or random.empty:
             continue
+        if task in side_by_side:
+            searched, random = _with_latencies(task, side_by_side[task], searched, random)
         dev, latency = float(searched["student_dev"].mean()), float(searched["latency_ms"].mean())
         median = float(random["student_dev"].median())
         dominating = dominated_by(dev, latency, random)
@@ -77,7 +110,7 @@ def build_rows(efficiency: pd.DataFrame, main_variant: str, engine: str = "torch
             "random_latency_median_ms": float(random["latency_ms"].median()),
             "random_depths": depth_span(random.get("depth", pd.Series(dtype=float))),
             "at_or_above_median": dev >= median, "pareto_dominated": bool(dominating),
-            "dominating_samples": " ".join(map(str, dominating)),
+            "dominating_samples": " ".join(map(str, dominating)), "latency_same_job": task in side_by_side,
         })
     return pd.DataFrame(out, columns=COLUMNS)
 
@@ -111,10 +144,27 @@ def add_fixed(df: pd.DataFrame, fixed: dict[str, dict[str, float]]) -> tuple[pd.
     return df, notes
 
 
+def _latency_note(df: pd.DataFrame, engine: str) -> str:
+    same = df["latency_same_job"].astype(bool)
+    note = f"Latency: {engine}, milliseconds per batch at the largest shape the random architectures were measured at. "
+    if same.all():
+        return note + ("latency_same_job: the searched students and the random architectures of a task were timed "
+                       "side by side in one job, interleaved round by round (measure-side-by-side), so drift of the "
+                       "machine between jobs does not enter the latency comparison or the Pareto test.")
+    tasks = ", ".join(df.loc[~same, "task"])
+    return note + (f"On {tasks} the searched students and the random architectures were timed in different jobs "
+                   "(latency_same_job False): a latency difference smaller than the drift between jobs (on a "
+                   "shared machine, more than the samples_per_s_spread within one) is not resolved there, nor is a "
+                   "Pareto test that rests on it.")
+
+
 def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, engine: str = "torch",
-                       fixed_metrics: list[Path] | None = None) -> pd.DataFrame:
+                       fixed_metrics: list[Path] | None = None, side_by_side: list[Path] | None = None) -> pd.DataFrame:
+    if side_by_side and engine != "torch":
+        raise AdabertError(f"searched vs random: the side-by-side timings are PyTorch's, but engine {engine!r} was "
+                           "asked for")
     efficiency = pd.read_csv(efficiency_csv)
-    df = build_rows(efficiency, main_variant, engine)
+    df = build_rows(efficiency, main_variant, engine, side_by_side_latencies(side_by_side or []))
     if df.empty:
         raise AdabertError(f"{efficiency_csv}: no task has both searched ('{main_variant}') and random students "
                            "with a dev metric")
@@ -126,10 +176,7 @@ def write_random_study(efficiency_csv: Path, main_variant: str, out_stem: Path, 
         "the depth the search chose, uniform = any), retrained with the same recipe and initialisation (weights "
         "cut out of the same supernet when the searched students inherit theirs); dev metric in percent points; "
         "searched_depths, random_depths: the students' numbers of cells.",
-        f"Latency: {engine}, the largest shape the random architectures were measured at, milliseconds per batch. "
-        "The searched students and the random architectures are timed in different jobs, with no same-job "
-        "reference: a latency difference smaller than the drift between jobs (on a shared machine, more than "
-        "the samples_per_s_spread within one) is not resolved, nor is a Pareto test that rests on it.",
+        _latency_note(df, engine),
         "pareto_dominated: some random architecture is at least as accurate and at least as fast as the searched "
         "mean and strictly better in one (dominating_samples lists them).",
         f"The searched students are at or above the random median on {above} of {len(df)} tasks and "

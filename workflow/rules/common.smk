@@ -90,9 +90,10 @@ def teacher_init(wildcards):
 
 
 def teacher_priority(wildcards):
-    """Scheduling priority of a teacher job: 1 for a teacher that other tasks' teachers start from
-    (teacher.per_task.<task>.init_from: MNLI in the default config), so it starts first and the teachers
-    waiting for it (MRPC, RTE) do not run last; 0 for the others."""
+    """Scheduling priority of a task's data and teacher jobs: 1 for a teacher that other tasks' teachers
+    start from (teacher.per_task.<task>.init_from: MNLI in the default config) and for the data it is
+    trained on (a priority does not pass to a job's inputs), so it starts first and the teachers waiting
+    for it (MRPC, RTE) do not run last; 0 for the others."""
     sources = {opts.get("init_from") for opts in config["teacher"]["per_task"].values()}
     return 1 if wildcards.task in sources else 0
 
@@ -269,6 +270,42 @@ def measure_int8_options(engines=None):
 def random_measure_folders(task):
     """The measurement folders of a task's random architectures (one measure_random job writes them all)."""
     return [f"results/measure/student/random/{task}/seed{n}" for n in RANDOM_SAMPLES]
+
+
+def searched_models(task):
+    """The main variant's retrained students of ``task``: (seed, model file)."""
+    return [
+        (s, f"results/retrain/{v}/{t}/seed{s}/model.safetensors")
+        for v, t, s in adabert_config.variant_runs(config, [MAIN])
+        if t == task
+    ]
+
+
+def side_by_side_students(task):
+    """(variant, seed, model file) of the students a task's side-by-side timing compares: the searched
+    students and the random architectures."""
+    return [(MAIN, s, m) for s, m in searched_models(task)] + [
+        ("random", n, f"results/retrain/random/{task}/seed{n}/model.safetensors")
+        for n in RANDOM_SAMPLES
+    ]
+
+
+def side_by_side_models(wildcards):
+    """Input function: the model files of a task's side-by-side timing."""
+    return [m for _, _, m in side_by_side_students(wildcards.task)]
+
+
+def side_by_side_options(wildcards):
+    """Params function: a --model VARIANT SEED FOLDER triple per student, the shape and the timing settings."""
+    batch, seq_len = max(measure_shapes())
+    return " ".join(
+        f"--model {shlex.quote(v)} {s} {shlex.quote(os.path.dirname(m))}"
+        for v, s, m in side_by_side_students(wildcards.task)
+    ) + (
+        f" --batch {batch} --seq-len {seq_len} --threads {MEASURE['threads']}"
+        f" --min-seconds {MEASURE['min_seconds']} --min-batches {MEASURE['min_batches']}"
+        f" --repeats {MEASURE['repeats']} --warmup {MEASURE['warmup_batches']}"
+    )
 
 
 def measure_gpu(engines=None):

@@ -7,6 +7,7 @@ rule prepare:
         "logs/prepare/{task}.log",
     benchmark:
         "results/benchmarks/prepare/{task}.tsv"
+    priority: teacher_priority
     conda:
         ENV
     resources:

@@ -193,6 +193,36 @@ if measure_combos(MEASURE["ablation_engines"]) and RANDOM_SAMPLES and RANDOM_TAS
             " --variant random --seed {params.seeds} --out-dir {params.outs} > {log:q} 2>&1"
 
 
+if SIDE_BY_SIDE:
+
+    rule measure_side_by_side:
+        """The searched students and the random architectures of one task timed in one job, interleaved
+        round by round (PyTorch, CPU, the largest measured shape): latencies that compare architectures
+        whose difference is smaller than the drift of the machine between jobs."""
+        input:
+            side_by_side_models,
+        output:
+            "results/measure/side_by_side/{task}.json",
+        log:
+            "logs/measure/side_by_side/{task}.log",
+        benchmark:
+            "results/benchmarks_deploy/measure/side_by_side/{task}.tsv"
+        wildcard_constraints:
+            task=TASK_PATTERN,
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=len(RANDOM_SAMPLES) + len(SEEDS) + 5,
+            cpu_bench=BENCH_UNITS,
+        params:
+            options=side_by_side_options,
+        shell:
+            "python -m adabert measure-side-by-side --task {wildcards.task:q} {params.options}"
+            " --out {output:q} > {log:q} 2>&1"
+
+
 if measure_combos() and MEASURE["repeat_check"]:
 
     use rule measure_student as measure_student_repeat with:

@@ -64,6 +64,7 @@ rule searched_vs_random:
     input:
         efficiency="results/tables/efficiency.csv",
         fixed=FIXED_RETRAINED,
+        side_by_side=SIDE_BY_SIDE,
     output:
         md=report(
             "paper/tables/searched_vs_random.md",
@@ -84,9 +85,14 @@ rule searched_vs_random:
             if input.fixed
             else ""
         ),
+        side_by_side=lambda wildcards, input: (
+            "--side-by-side " + " ".join(shlex.quote(f) for f in input.side_by_side)
+            if input.side_by_side
+            else ""
+        ),
     shell:
         "python -m adabert random-study --efficiency {input.efficiency:q} --main-variant {params.main:q}"
-        " {params.fixed} --out {params.stem:q} > {log:q} 2>&1"
+        " {params.fixed} {params.side_by_side} --out {params.stem:q} > {log:q} 2>&1"
 
 
 rule cost_table:
@@ -95,7 +101,10 @@ rule cost_table:
         training=BENCHMARKS_TRAINING,
         deploy=BENCHMARKS_DEPLOY,
         # random, transfer and baseline runs have finished (benchmark files read from the folders)
-        studies=RANDOM_RETRAINED + TRANSFER_RETRAINED + BASELINE_RETRAINED,
+        studies=RANDOM_RETRAINED
+        + TRANSFER_RETRAINED
+        + BASELINE_RETRAINED
+        + SIDE_BY_SIDE,
         # every export and measurement job has finished (their benchmark files are read from the folder)
         efficiency="results/tables/efficiency.csv",
     output:

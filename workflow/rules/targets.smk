@@ -110,6 +110,15 @@ MEASURE_REPEATS = (
     if MEASURE["repeat_check"]
     else []
 )
+# The searched students and the random architectures of a task timed side by side in one job (the
+# latencies of the searched-vs-random table; PyTorch on the CPU, the largest measured shape).
+SIDE_BY_SIDE = [
+    f"results/measure/side_by_side/{t}.json"
+    for t in RANDOM_TASKS
+    if RANDOM_SAMPLES
+    and ("torch", "cpu") in measure_combos(MEASURE["ablation_engines"])
+    and searched_models(t)
+]
 # the measurement whose machine and library versions the README's results section quotes
 README_MEASUREMENT = (MEASURE_BERT + MEASURE_TEACHERS + MEASURE_STUDENTS)[0]
 
