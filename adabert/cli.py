@@ -211,6 +211,12 @@ def _check_threads(threads: int) -> None:
         raise AdabertError(f"--threads must be >= 1, got {threads}")
 
 
+def _thread_env(threads: int) -> None:
+    """OpenMP/MKL thread counts for this process: they are read once, when torch is imported, so call it first."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
 def _export(args):
     cfg = _stage_cfg(args, "measure")  # bad config fails before heavy imports
     if args.threads is not None:
@@ -282,8 +288,7 @@ def _measure(args):
     # Threads first: OpenMP/MKL read these once, when torch is imported below.
     _check_threads(args.threads)
     runs, shapes = _measure_request(args)  # a bad request fails before torch loads
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    _thread_env(args.threads)
     from adabert.measure.machine import set_threads  # lazy: torch loads after the thread variables
 
     set_threads(args.threads)
@@ -307,8 +312,7 @@ def _measure(args):
 
 def _measure_side_by_side(args):
     _check_threads(args.threads)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read once, when torch is imported below
-        os.environ[var] = str(args.threads)
+    _thread_env(args.threads)
     models = []
     for variant, seed, folder in args.model:
         if not seed.isdigit():

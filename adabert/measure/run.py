@@ -142,16 +142,22 @@ MEASUREMENT_SCHEMA: dict[str, Any] = {
 }
 
 
-def validate_measurement(record: dict[str, Any]) -> dict[str, Any]:
-    """Check ``record`` against :data:`MEASUREMENT_SCHEMA`; an :class:`AdabertError` names the first problem."""
+def first_schema_error(record: Any, schema: dict[str, Any]) -> tuple[str, str] | None:
+    """The first problem of ``record`` under JSON ``schema`` (by position in the record) as (path, message),
+    or None when it conforms."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(MEASUREMENT_SCHEMA)
-    errors = sorted(validator.iter_errors(record), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise AdabertError(f"measurement JSON invalid at {where}: {err.message}")
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(record), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    return "/".join(str(p) for p in errors[0].absolute_path) or "(top level)", errors[0].message
+
+
+def validate_measurement(record: dict[str, Any]) -> dict[str, Any]:
+    """Check ``record`` against :data:`MEASUREMENT_SCHEMA`; an :class:`AdabertError` names the first problem."""
+    error = first_schema_error(record, MEASUREMENT_SCHEMA)
+    if error:
+        raise AdabertError(f"measurement JSON invalid at {error[0]}: {error[1]}")
     return record
 
 

@@ -16,12 +16,11 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import jsonschema
-
 from adabert import io
 from adabert.errors import AdabertError
 from adabert.measure import machine, timing
 from adabert.measure.reference import ModelUnderTest, student_under_test, vocab_size_of
+from adabert.measure.run import first_schema_error
 from adabert.measure.size import count_params
 
 PROTOCOL = ("PyTorch fp32, one shared synthetic input batch; after warm-up batches of every model, `repeats` "
@@ -101,11 +100,9 @@ def time_side_by_side(task: str, models: Sequence[tuple[str, int, str | os.PathL
 
 def validate(record: dict[str, Any], where: str = "side-by-side timing") -> dict[str, Any]:
     """Check ``record`` against :data:`SIDE_BY_SIDE_SCHEMA`; the error names the first problem."""
-    errors = sorted(jsonschema.Draft202012Validator(SIDE_BY_SIDE_SCHEMA).iter_errors(record),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        path = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise AdabertError(f"{where}: invalid at {path}: {errors[0].message}")
+    error = first_schema_error(record, SIDE_BY_SIDE_SCHEMA)
+    if error:
+        raise AdabertError(f"{where}: invalid at {error[0]}: {error[1]}")
     return record
 
 
