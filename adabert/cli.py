@@ -313,17 +313,21 @@ def _measure(args):
 def _measure_side_by_side(args):
     _check_threads(args.threads)
     _thread_env(args.threads)
-    models = []
-    for variant, seed, folder in args.model:
-        if not seed.isdigit():
-            raise AdabertError(f"measure-side-by-side: --model {variant} {seed} {folder}: the seed must be a "
-                               "non-negative integer")
-        models.append((variant, int(seed), Path(folder)))
+    models, record_dirs = [], {}
+    for flag, triples in (("--model", args.model), ("--record", args.record or [])):
+        for variant, seed, folder in triples:
+            if not seed.isdigit():
+                raise AdabertError(f"measure-side-by-side: {flag} {variant} {seed} {folder}: the seed must be a "
+                                   "non-negative integer")
+            if flag == "--model":
+                models.append((variant, int(seed), Path(folder)))
+            else:
+                record_dirs[(variant, int(seed))] = Path(folder)
     from adabert.measure.side_by_side import time_side_by_side  # lazy: torch loads after the thread variables
 
     time_side_by_side(args.task, models, args.batch, args.seq_len, args.threads, min_seconds=args.min_seconds,
                       min_batches=args.min_batches, warmup=args.warmup, repeats=args.repeats,
-                      out_json=Path(args.out))
+                      out_json=Path(args.out), record_dirs=record_dirs, peak_seconds=args.peak_seconds)
 
 
 def _efficiency_table(args):
@@ -509,6 +513,11 @@ def _add_measure_commands(sub) -> None:
          ("--min-batches", {"type": int, "default": 1, "help": "timed batches per model and round"}),
          ("--repeats", {"type": int, "default": 3, "help": "rounds (median over them)"}),
          ("--warmup", {"type": int, "default": 1}),
+         ("--record", {"nargs": 3, "action": "append", "metavar": ("VARIANT", "SEED", "FOLDER"),
+                       "help": "also write this timed model's measurement record (as the measure command would, "
+                               "engine torch) into FOLDER (repeat the option for each model)"}),
+         ("--peak-seconds", {"type": float, "default": 0.0,
+                             "help": "GEMM peak measurement of the --record models' fraction_of_peak (0 = skip)"}),
          ("--out", {**REQ, "help": "the JSON of the side-by-side timing"}))
     _add(sub, "efficiency-table", _efficiency_table, "compression, speedup, GFLOP/s and dev metrics of the students",
          ("--measurements", {"nargs": "+", **REQ}),

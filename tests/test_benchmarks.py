@@ -278,3 +278,28 @@ def test_benchmarks_read_the_folders_the_workflow_trains_on(tmp_path, monkeypatc
     cfg = config.resolve({"tasks": ["CoLA", "MRPC"], "variants": {"main": {"augment": ["CoLA"]}}})
     assert task_folders(tmp_path, cfg, "CoLA") == {k: tmp_path / "augment" / "CoLA" / k for k in ("data", "teacher", "probes")}
     assert task_folders(tmp_path, cfg, "MRPC") == {k: tmp_path / k / "MRPC" for k in ("data", "teacher", "probes")}
+
+
+def test_int8_calibration_rows_benchmark_writes_its_report(tmp_path):
+    """Each row count calibrates a static int8 graph of the same model (a tiny student here), which is built
+    and timed: one result per count, with the calibration it used."""
+    from adabert.nas.ops import OP_NAMES
+    from adabert.student import Student
+
+    nodes = [[(0, "std_conv_3"), (1, "max_pool_3")], [(2, "skip_connect"), (0, "avg_pool_3")]]
+    genotype = Genotype(depth=1, nodes=nodes, ops=list(OP_NAMES), width=16, k_max=3)
+    folder = tmp_path / "student"
+    Student(genotype, vocab_size=200, max_positions=32, num_labels=2).save(folder)
+    out = tmp_path / "calibration.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/int8_calibration_rows.py"), "--kind", "student", "--model",
+         str(folder), "--rows", "2", "6", "--batch", "4", "--seq-len", "16", "--threads", "1", "--min-seconds",
+         "0", "--repeats", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert [r["rows"] for r in report["results"]] == [2, 6]
+    assert [r["calibration"]["rows"] for r in report["results"]] == [2, 6]
+    assert all(len(r["latency_round_medians_s"]) == 2 for r in report["results"])
+    assert report["settings"]["seq_len"] == 16 and report["machine"]["cpu_model"]

@@ -786,3 +786,43 @@ def test_students_timed_side_by_side_in_one_job(tmp_path, monkeypatch):
         side_by_side.time_side_by_side("SST-2", [("main", 0, folders[("main", 0)]),
                                                  ("random", 0, tmp_path / "other_vocab")], 4, 16, 1)
     assert main(argv + ["--model", "random", "x", str(folders[("random", 0)])]) == 2
+
+
+def test_side_by_side_job_writes_the_measurements_of_the_models_it_is_asked_for(tmp_path, monkeypatch):
+    """--record: the side-by-side job also writes a timed model's measurement record (the measure stage's
+    schema and file name, engine torch), whose latency is the one in the side-by-side record and whose
+    same-job references are the other models, with speedup = their median / its median; a record for a
+    model that is not timed is refused before any timing."""
+    from adabert.cli import main
+    from adabert.measure import reference, run, side_by_side, size
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("MKL_NUM_THREADS", "1")
+    conv = [[(0, "std_conv_3"), (1, "dil_conv_5")], [(2, "max_pool_3"), (0, "avg_pool_3")]]
+    skip = [[(0, "skip_connect"), (1, "skip_connect")], [(2, "skip_connect"), (0, "skip_connect")]]
+    main0, random1 = _tiny_student(tmp_path / "main0", conv), _tiny_student(tmp_path / "random1", skip)
+    out, rec_dir = tmp_path / "MRPC.json", tmp_path / "measure/random/seed1"
+    argv = ["measure-side-by-side", "--task", "MRPC", "--batch", "4", "--seq-len", "16", "--threads", "1",
+            "--min-seconds", "0", "--min-batches", "2", "--repeats", "2", "--out", str(out),
+            "--model", "main", "0", str(main0), "--model", "random", "1", str(random1)]
+    assert main(argv + ["--record", "random", "1", str(rec_dir)]) == 0
+    timed = {(m["variant"], m["seed"]): m for m in side_by_side.read_side_by_side(out)["models"]}
+    files = list(rec_dir.iterdir())
+    assert [f.name for f in files] == ["torch.cpu.b4.s16.json"]  # RECORD_NAME, nothing for main/seed0
+    record = run.validate_measurement(json.loads(files[0].read_text()))
+    assert record["subject"] == {"model_kind": "student", "task": "MRPC", "variant": "random", "seed": 1}
+    assert (record["engine"], record["device"], record["batch"], record["seq_len"]) == ("torch", "cpu", 4, 16)
+    assert record["latency"]["median_s"] == timed[("random", 1)]["latency"]["median_s"]
+    assert record["size"]["params"] == timed[("random", 1)]["params"]
+    mut = reference.student_under_test(random1)
+    assert record["size"]["flops_per_sample"] == size.flops_per_sample(mut.module, mut.make_inputs, 16) > 0
+    ref = record["references"]["main/seed0"]
+    assert ref["latency"]["median_s"] == timed[("main", 0)]["latency"]["median_s"]
+    assert ref["speedup"] == pytest.approx(ref["latency"]["median_s"] / record["latency"]["median_s"])
+    assert record["peak_gflops"] is None and record["fraction_of_peak"] is None  # --peak-seconds 0
+
+    out.unlink()
+    with pytest.raises(AdabertError, match=r"a measurement record is asked for \[\('random', 2\)\]"):
+        side_by_side.time_side_by_side("MRPC", [("main", 0, main0)], 4, 16, 1,
+                                       record_dirs={("random", 2): tmp_path / "x"})
+    assert not out.exists() and not (tmp_path / "x").exists()

@@ -73,20 +73,23 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
         assert counts[table] == 1, table
     # one measurement job per model: BERT-base and the teacher architecture once per run
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1
+    # static int8 calibrated on the task's training rows; BERT-base (no task) on a few synthetic rows
+    bert = next(b for b in proc.stdout.split("\nrule ") if b.startswith("measure_bert_base:"))
+    assert "--int8 static --calibration-examples 32 --out-dir" in bert
+    assert "--int8 static --calibration-examples 256 --data results/data/CoLA --task CoLA" in proc.stdout
     assert counts["measure_student"] == counts["search"]  # the main variant's students, every engine
-    # the random architectures on measure.ablation_engines, a task's five in one job
-    assert counts["measure_random"] == 8 and "measure_student_ablation" not in counts
-    measure_random = [b for b in proc.stdout.split("\nrule ") if b.startswith("measure_random:")]
-    sst2 = next(b for b in measure_random if "wildcards: task=SST-2" in b)
-    folders = " ".join(f"results/measure/student/random/SST-2/seed{n}" for n in range(5))
-    assert f"--seed 0 1 2 3 4 --out-dir {folders} >" in sst2
-    # ... and side by side with the task's searched students in one more job per task, interleaved (the
-    # latencies of the searched-vs-random table), alone on the machine like every timing job
+    # the random architectures side by side with the task's searched students, in one job per task,
+    # interleaved (the latencies of the searched-vs-random table), alone on the machine like every timing
+    # job; the same job writes their measurements (measure.ablation_engines = [torch], one shape): no
+    # second timing job
     assert counts["measure_side_by_side"] == 8
+    assert "measure_random" not in counts and "measure_student_ablation" not in counts
     side = next(b for b in proc.stdout.split("\nrule ") if b.startswith("measure_side_by_side:") and "task=SST-2" in b)
     models = " ".join([f"--model main {s} results/retrain/main/SST-2/seed{s}" for s in (0, 1)]
                       + [f"--model random {n} results/retrain/random/SST-2/seed{n}" for n in range(5)])
-    assert f"--task SST-2 {models} --batch 128 --seq-len 128 --threads 2" in side
+    records = " ".join(f"--record random {n} results/measure/student/random/SST-2/seed{n}" for n in range(5))
+    assert f"--task SST-2 {models} {records} --peak-seconds 0.25 --batch 128 --seq-len 128 --threads 2" in side
+    assert all(f"results/measure/student/random/SST-2/seed{n}/torch.cpu.b128.s128.json" in side for n in range(5))
     assert re.search(r"resources: .*\bcpu_bench=100\b", side)
     assert "--side-by-side results/measure/side_by_side/CoLA.json" in proc.stdout
     assert "measure_baseline" not in counts
@@ -116,8 +119,8 @@ def test_smoke_dag_plans_one_measurement_job_per_model_and_the_repeat_check(tmp_
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1
     assert counts["measure_student"] == 2 and counts["measure_baseline"] == 4
     assert counts["measure_student_ablation"] == 2  # beta_0 and augmented on MRPC
-    assert counts["measure_random"] == 2  # one random architecture per task, one job per task
-    assert counts["measure_side_by_side"] == 2  # ... timed beside the task's searched student
+    # one random architecture per task, timed (and its measurement written) beside the task's searched student
+    assert counts["measure_side_by_side"] == 2 and "measure_random" not in counts
     assert counts["measure_bert_base_repeat"] == counts["measure_student_repeat"] == 1
     assert counts["repeatability_table"] == 1
     request = "--engines torch onnxruntime --shapes 1x16"
@@ -168,8 +171,25 @@ def test_paper_dag_has_the_full_teacher_dag(tmp_path):
         assert counts[table] == 1, table
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1  # once per run, not per task
     assert counts["measure_student"] == 27 and counts["measure_baseline"] == 54  # one job per model
+    # the schema's default shapes (batch-1 latency at three lengths besides the throughput shape): the side-by-
+    # side job times one, so the random architectures get measurement jobs of their own
     assert counts["measure_student_ablation"] == 126 and counts["measure_random"] == 9
     assert counts["measure_side_by_side"] == 9
+
+
+def test_random_architectures_on_more_engines_get_a_measurement_job_of_their_own(tmp_path):
+    """Where the random architectures are measured on more than PyTorch (measure.ablation_engines), the
+    side-by-side job only times them, and one measure_random job per task measures every engine."""
+    proc = snakemake("-n", "-p", "--directory", str(tmp_path), "--config",
+                     "measure={ablation_engines: [torch, onnxruntime]}")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    counts = job_counts(proc.stdout)
+    assert counts["measure_random"] == counts["measure_side_by_side"] == 8
+    sst2 = next(b for b in proc.stdout.split("\nrule ") if b.startswith("measure_random:") and "task=SST-2" in b)
+    folders = " ".join(f"results/measure/student/random/SST-2/seed{n}" for n in range(5))
+    assert f"--seed 0 1 2 3 4 --out-dir {folders} >" in sst2
+    assert "--engines torch onnxruntime " in sst2
+    assert "--record " not in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -367,6 +387,35 @@ def without_timings(obj):
     if isinstance(obj, list):
         return [without_timings(v) for v in obj]
     return obj
+
+
+def makefile_list(name: str) -> list[str]:
+    """The words of a ``NAME := ...`` variable of the Makefile (continued lines joined)."""
+    text = (REPO / "Makefile").read_text().replace("\\\n", " ")
+    return re.search(rf"^{name} :=(.*)$", text, re.M).group(1).split()
+
+
+@pytest.mark.slow
+def test_make_readme_runs_no_stage_of_a_finished_run(smoke_run):
+    """`make readme` (the Makefile's snakemake options) on a finished run, under a config that differs from
+    the run's (no ADABERT_GLUE_DIR): it plans no job of a stage, while a plain snakemake call would rerun
+    the data preparation and everything after it."""
+    rules = makefile_list("REPORT_RULES")
+    listed = snakemake("--list-rules", "--configfile", str(REPO / ".test/config.yaml")).stdout.split()
+    assert set(rules) <= set(listed), set(rules) - set(listed)
+    assert not {"prepare", "teacher", "search", "retrain", "export_student", "measure_student"} & set(rules)
+    env = {k: v for k, v in os.environ.items() if k != "ADABERT_GLUE_DIR"}
+    options = ("--configfile", str(REPO / ".test/config.yaml"), "--directory", str(smoke_run), "-n")
+    target = (*options, "--", "paper/README_results.md")
+    guarded = subprocess.run([str(Path(BIN) / "snakemake"), "-s", str(REPO / "Snakefile"), "--cores", "1",
+                              "--rerun-triggers", "mtime", "--allowed-rules", *rules, *target],
+                             cwd=smoke_run, env=env, capture_output=True, text=True, timeout=300)
+    assert guarded.returncode == 0, guarded.stderr[-3000:]
+    planned = job_counts(guarded.stdout) if "Job stats:" in guarded.stdout else {}
+    assert set(planned) <= set(rules), planned
+    plain = subprocess.run([str(Path(BIN) / "snakemake"), "-s", str(REPO / "Snakefile"), "--cores", "1", *target],
+                           cwd=smoke_run, env=env, capture_output=True, text=True, timeout=300)
+    assert job_counts(plain.stdout).get("prepare", 0) > 0, plain.stdout[-3000:]
 
 
 @pytest.mark.slow

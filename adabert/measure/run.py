@@ -299,7 +299,8 @@ def _time_engines(mut: ModelUnderTest, engines: Sequence[str], device: str, inpu
     return out
 
 
-def _peak(device: str, peak_seconds: float, repeats: int) -> dict[str, Any] | None:
+def gemm_peak(device: str, peak_seconds: float, repeats: int) -> dict[str, Any] | None:
+    """The device's fp32 GEMM peak (:func:`machine.matmul_peak_gflops`), None when ``peak_seconds`` is 0."""
     return machine.matmul_peak_gflops(device, peak_seconds, repeats=repeats) if peak_seconds > 0 else None
 
 
@@ -382,12 +383,12 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
                 on_device = [e for e, d in runs if d == device]
                 timed = _time_engines(mut, on_device, device, inputs, threads, onnx_info, references, protocol)
                 if device not in peaks:
-                    peaks[device] = _peak(device, peak_seconds, repeats)
+                    peaks[device] = gemm_peak(device, peak_seconds, repeats)
                 for engine in on_device:
                     lat, refs, info = timed[engine]
                     sized = {**size_info, "onnx_file_bytes": info["file_bytes"]} if info else dict(size_info)
                     used = {**settings, "int8_mode": int8_mode if engine == INT8 else None}
-                    records.append(_record(mut, engine, device, batch, seq_len, threads, lat, refs, sized, info,
+                    records.append(build_record(mut, engine, device, batch, seq_len, threads, lat, refs, sized, info,
                                            peaks[device], used))
         for record in records:
             if onnx_dir is None and record["onnx"] is not None:
@@ -404,8 +405,12 @@ def _forget_paths(onnx_info: dict) -> None:
         graph["path"] = None
 
 
-def _record(mut: ModelUnderTest, engine: str, device: str, batch: int, seq_len: int, threads: int, lat: dict,
-            refs: dict, size_info: dict, onnx_info: dict | None, peak: dict | None, settings: dict) -> dict[str, Any]:
+def build_record(mut: ModelUnderTest, engine: str, device: str, batch: int, seq_len: int, threads: int, lat: dict,
+                 refs: dict, size_info: dict, onnx_info: dict | None, peak: dict | None, settings: dict
+                 ) -> dict[str, Any]:
+    """The measurement record (:data:`MEASUREMENT_SCHEMA`) of one engine at one shape: its latency summary
+    ``lat`` (:func:`adabert.measure.timing.summarize`), the runners timed beside it ``refs`` ({name: {latency,
+    speedup}}), its size report, ONNX graphs, the device's GEMM peak and the timing ``settings``."""
     latency = {k: v for k, v in lat.items() if k in _LATENCY["properties"]}
     achieved = size_info["flops_per_sample"] * batch / latency["median_s"] / 1e9
     peak_gflops = peak["gflops"] if peak else None

@@ -42,7 +42,7 @@ STUDENT_VARIANT = "|".join(
     + ["random", "fixed-[a-z0-9_]+", f"from-(?:{TASK_PATTERN})"]
 )
 # the students measured on measure.ablation_engines one job each: every one but the main variant's and
-# the random architectures (measured a task at a time, rule measure_random)
+# the random architectures (measured a task at a time: by its side-by-side job, or rule measure_random)
 ABLATION_VARIANT = "|".join(
     [re.escape(v) for v in ABLATIONS] + [f"from-(?:{TASK_PATTERN})"]
 )
@@ -254,21 +254,29 @@ def measure_data(engines=None):
 
 
 def measure_int8_options(engines=None):
-    """Params function: the int8 mode and, where the task's data is an input, its folder (calibration)."""
+    """Params function: the int8 mode and, where the task's data is an input, its folder (calibration
+    on its training rows); without it (BERT-base), as many synthetic rows as
+    measure.synthetic_calibration_examples."""
 
     def options(wildcards, input):
         if not measures_int8(engines):
             return ""
-        opts = f"--int8 {MEASURE['int8']} --calibration-examples {MEASURE['calibration_examples']}"
+        opts = f"--int8 {MEASURE['int8']}"
         if "data" in input.keys():
-            opts += f" --data {shlex.quote(os.path.dirname(input.data))}"
-        return opts
+            return (
+                f"{opts} --calibration-examples {MEASURE['calibration_examples']}"
+                f" --data {shlex.quote(os.path.dirname(input.data))}"
+            )
+        return (
+            f"{opts} --calibration-examples {MEASURE['synthetic_calibration_examples']}"
+        )
 
     return options
 
 
 def random_measure_folders(task):
-    """The measurement folders of a task's random architectures (one measure_random job writes them all)."""
+    """The measurement folders of a task's random architectures (one job writes them all: the task's
+    side-by-side timing, or measure_random)."""
     return [f"results/measure/student/random/{task}/seed{n}" for n in RANDOM_SAMPLES]
 
 
@@ -295,12 +303,37 @@ def side_by_side_models(wildcards):
     return [m for _, _, m in side_by_side_students(wildcards.task)]
 
 
+def side_by_side_records():
+    """Output patterns ({task} wildcard): the measurement JSONs a task's side-by-side job writes besides
+    its own, the random architectures' (RANDOM_FROM_SIDE_BY_SIDE), else none."""
+    if not RANDOM_FROM_SIDE_BY_SIDE:
+        return []
+    return [
+        f
+        for d in random_measure_folders("{task}")
+        for f in measure_files(d, MEASURE["ablation_engines"])
+    ]
+
+
 def side_by_side_options(wildcards):
-    """Params function: a --model VARIANT SEED FOLDER triple per student, the shape and the timing settings."""
+    """Params function: a --model VARIANT SEED FOLDER triple per student, a --record triple per random
+    architecture whose measurement the job writes, the shape and the timing settings."""
     batch, seq_len = max(measure_shapes())
+    records = (
+        [
+            f"--record random {n} {shlex.quote(d)}"
+            for n, d in zip(RANDOM_SAMPLES, random_measure_folders(wildcards.task))
+        ]
+        + [f"--peak-seconds {MEASURE['peak_seconds']}"]
+        if RANDOM_FROM_SIDE_BY_SIDE
+        else []
+    )
     return " ".join(
-        f"--model {shlex.quote(v)} {s} {shlex.quote(os.path.dirname(m))}"
-        for v, s, m in side_by_side_students(wildcards.task)
+        [
+            f"--model {shlex.quote(v)} {s} {shlex.quote(os.path.dirname(m))}"
+            for v, s, m in side_by_side_students(wildcards.task)
+        ]
+        + records
     ) + (
         f" --batch {batch} --seq-len {seq_len} --threads {MEASURE['threads']}"
         f" --min-seconds {MEASURE['min_seconds']} --min-batches {MEASURE['min_batches']}"

@@ -140,7 +140,12 @@ if measure_combos(MEASURE["ablation_engines"]):
             " --out-dir {params.out:q} > {log:q} 2>&1"
 
 
-if measure_combos(MEASURE["ablation_engines"]) and RANDOM_SAMPLES and RANDOM_TASKS:
+if (
+    measure_combos(MEASURE["ablation_engines"])
+    and RANDOM_SAMPLES
+    and RANDOM_TASKS
+    and not RANDOM_FROM_SIDE_BY_SIDE
+):
 
     rule measure_random:
         """The random architectures of one task (baselines.random) on measure.ablation_engines, one after
@@ -198,11 +203,14 @@ if SIDE_BY_SIDE:
     rule measure_side_by_side:
         """The searched students and the random architectures of one task timed in one job, interleaved
         round by round (PyTorch, CPU, the largest measured shape): latencies that compare architectures
-        whose difference is smaller than the drift of the machine between jobs."""
+        whose difference is smaller than the drift of the machine between jobs. With
+        RANDOM_FROM_SIDE_BY_SIDE it also writes the random architectures' measurement JSONs.
+        """
         input:
             side_by_side_models,
         output:
-            "results/measure/side_by_side/{task}.json",
+            timing="results/measure/side_by_side/{task}.json",
+            records=side_by_side_records(),
         log:
             "logs/measure/side_by_side/{task}.log",
         benchmark:
@@ -220,7 +228,7 @@ if SIDE_BY_SIDE:
             options=side_by_side_options,
         shell:
             "python -m adabert measure-side-by-side --task {wildcards.task:q} {params.options}"
-            " --out {output:q} > {log:q} 2>&1"
+            " --out {output.timing:q} > {log:q} 2>&1"
 
 
 if measure_combos() and MEASURE["repeat_check"]:

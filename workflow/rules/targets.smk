@@ -119,6 +119,12 @@ SIDE_BY_SIDE = [
     and ("torch", "cpu") in measure_combos(MEASURE["ablation_engines"])
     and searched_models(t)
 ]
+# The random architectures' measurements come from their task's side-by-side job (one timing job per
+# task, not two) when it times all they need: measure.ablation_engines = [torch] on the CPU, one shape.
+RANDOM_FROM_SIDE_BY_SIDE = bool(SIDE_BY_SIDE) and (
+    measure_combos(MEASURE["ablation_engines"]) == [("torch", "cpu")]
+    and len(measure_shapes()) == 1
+)
 # the measurement whose machine and library versions the README's results section quotes
 README_MEASUREMENT = (MEASURE_BERT + MEASURE_TEACHERS + MEASURE_STUDENTS)[0]
 
