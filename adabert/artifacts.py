@@ -11,6 +11,7 @@ checked the same way wherever it is read, and an error names the file and what i
 * Search / Derive: :func:`write_search`, :func:`read_derived`, :func:`write_derived`.
 * Trained models (retrain and baseline folders): :func:`prediction_rows`, :func:`write_jsonl`,
   :func:`write_trained`, :func:`task_metadata`.
+* Export (``results/export/...``): :func:`read_export` (written by :mod:`adabert.export`).
 
 The Augment folder (``results/augment/{task}``) is three sub-folders in exactly these formats.
 """
@@ -257,6 +258,27 @@ def write_search(out_dir: str | os.PathLike, *, state: dict[str, torch.Tensor], 
         io.write_json(tmp / "metrics.json", summary)
         io.write_json(tmp / "op_costs.json", op_costs)
         io.write_json(tmp / "config.json", cfg)
+
+
+def read_export(export_dir: str | os.PathLike) -> dict:
+    """An Export folder: ``export.json`` plus the paths of its graphs, checked to exist: ``fp32`` (the
+    ``{kind}.onnx``), ``int8`` ({mode: {"path", ...how it was made}}) and ``calibration``."""
+    export_dir = Path(export_dir)
+    summary = io.read_json(export_dir / "export.json")
+    missing = [k for k in ("kind", "int8") if k not in summary]
+    if missing:
+        raise AdabertError(f"{export_dir / 'export.json'}: missing {missing} (not an export stage summary)")
+    graphs = {"fp32": export_dir / f"{summary['kind']}.onnx",
+              **{mode: export_dir / g["file"] for mode, g in summary["int8"].items()}}
+    absent = [str(p) for p in graphs.values() if not p.is_file()]
+    if absent:
+        raise AdabertError(f"{export_dir}: export.json lists graphs that are not there: {absent}")
+    int8 = {mode: {**{k: v for k, v in g.items() if k not in ("file", "metrics", "main", "drop_points",
+                                                             "max_abs_diff", "file_bytes")},
+                   "path": graphs[mode]}
+            for mode, g in summary["int8"].items()}
+    return {"dir": str(export_dir), "kind": summary["kind"], "fp32": graphs["fp32"], "int8": int8,
+            "calibration": summary.get("calibration")}
 
 
 def read_derived(derive_dir: str | os.PathLike) -> tuple[Genotype, dict[str, torch.Tensor], Path]:

@@ -276,11 +276,14 @@ def _measure_request(args) -> tuple[list[tuple[str, str]], list[tuple[int, int]]
     if len(models) > 1:
         counts = {"--out-dir": len(args.out_dir or []), "--seed": len(args.seed or [])}
         wrong = [f"{flag} has {n}" for flag, n in counts.items() if n != len(models)]
-        if wrong or args.onnx_dir is not None:
+        wrong += [f"{f} given" for f, v in (("--onnx-dir", args.onnx_dir), ("--export-dir", args.export_dir)) if v]
+        if wrong:
             raise AdabertError(f"measure: {len(models)} --model folders need as many --out-dir and --seed values "
-                               f"and no --onnx-dir ({'; '.join(wrong) or '--onnx-dir given'})")
+                               f"and no --onnx-dir or --export-dir ({'; '.join(wrong)})")
     elif len(args.out_dir or [None]) > 1 or len(args.seed or [None]) > 1:
         raise AdabertError("measure: one --model takes one --out-dir and one --seed")
+    if args.onnx_dir is not None and args.export_dir is not None:
+        raise AdabertError("measure: --export-dir times the export stage's graphs; --onnx-dir would not be used")
     return runs, shapes
 
 
@@ -303,7 +306,7 @@ def _measure(args):
         num_labels=args.num_labels, min_seconds=args.min_seconds, min_batches=args.min_batches, warmup=args.warmup,
         max_batches=args.max_batches, peak_seconds=args.peak_seconds, repeats=args.repeats, onnx_dir=args.onnx_dir,
         int8_mode=args.int8, data_dir=args.data, calibration_examples=args.calibration_examples,
-        references=not args.no_references)
+        references=not args.no_references, export_dir=args.export_dir)
     if args.out is not None:
         from adabert.io import write_json  # lazy: fast CLI start-up
 
@@ -500,6 +503,9 @@ def _add_measure_commands(sub) -> None:
                              "(default: synthetic rows)"}),
          ("--calibration-examples", {"type": int, "default": 256, "help": "rows calibrating static int8"}),
          ("--onnx-dir", {"help": "keep the exported ONNX graphs here (default: a temporary folder)"}),
+         ("--export-dir", {"help": "the model's export stage folder: time its ONNX graphs (fp32 verified against "
+                                   "PyTorch; the int8 graphs whose dev metrics it reports) instead of exporting "
+                                   "and quantising again"}),
          ("--task", {"help": "task the model belongs to (recorded)"}),
          ("--variant", {"help": "variant (recorded)"}),
          ("--seed", {"type": int, "nargs": "+", "help": "seed (recorded; one per --model)"}))

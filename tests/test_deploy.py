@@ -306,6 +306,35 @@ def test_measure_int8_calibrates_on_the_tasks_training_rows(student, tmp_path):
     assert set(record["references"]) == {"onnxruntime"} and record["latency"]["repeats"] == 2
 
 
+def test_measure_times_the_export_stages_graphs(student, tmp_path, capsys):
+    """--export-dir: the ONNX Runtime engines time the export stage's own graphs (the int8 graph whose dev
+    metric the export reports), verified against PyTorch, with nothing exported or quantised again and the
+    export folder left as it was; an int8 mode the export did not build is refused, naming what it has."""
+    export = tmp_path / "export"
+    run_export({"measure": {"threads": 1, "int8": "static"}}, "MRPC", student["dir"], student["data_dir"], export)
+    before = {p.name: p.stat().st_mtime_ns for p in export.iterdir()}
+    out = tmp_path / "m"
+    argv = ["measure", "--model-kind", "student", "--model", str(student["dir"]), "--engines", "onnxruntime",
+            "onnxruntime-int8", "--shapes", "2x8", "--threads", "1", "--out-dir", str(out), "--task", "MRPC",
+            "--int8", "static", "--export-dir", str(export), "--repeats", "2", *FAST]
+    assert main(argv) == 0
+    fp32 = validate_measurement(io.read_json(out / "onnxruntime.cpu.b2.s8.json"))
+    int8 = validate_measurement(io.read_json(out / "onnxruntime-int8.cpu.b2.s8.json"))
+    assert fp32["onnx"]["timed_path"] == str(export / "student.onnx") and fp32["onnx"]["verify"]["max_abs_diff"] <= 1e-4
+    assert fp32["onnx"]["source"] == f"export stage ({export})"
+    graph = int8["onnx"]["int8"]["graphs"]["static"]
+    assert int8["onnx"]["timed_path"] == graph["path"] == str(export / "student.int8.onnx")
+    summary = io.read_json(export / "export.json")
+    assert int8["onnx"]["int8"]["calibration"] == summary["calibration"]
+    assert graph["calibration_rows"] == summary["int8"]["static"]["calibration_rows"]
+    assert {p.name: p.stat().st_mtime_ns for p in export.iterdir()} == before  # read, never written
+    auto = [*argv[:argv.index("--int8") + 1], "auto", *argv[argv.index("--int8") + 2:]]
+    assert _error(auto, capsys) == (f"error: {export}: int8 mode 'auto' needs the ['dynamic'] graph(s), the export "
+                                    "has ['static']")
+    assert _error([*argv, "--onnx-dir", str(tmp_path / "o")], capsys) == (
+        "error: measure: --export-dir times the export stage's graphs; --onnx-dir would not be used")
+
+
 def test_measure_cli_measures_every_engine_and_shape_in_one_process(student, tmp_path):
     """``--engines`` and ``--shapes``: one process, one JSON per engine and shape in ``--out-dir``, named as the
     workflow's outputs; the engines of a shape are timed in one interleaved set."""
@@ -338,7 +367,7 @@ def test_measure_cli_measures_several_models_in_one_process(student, tmp_path, c
     assert records[0]["latency"] != records[1]["latency"]  # each model timed on its own
     bad = [*argv[:argv.index("--out-dir") + 2], *argv[argv.index("--task"):]]  # one --out-dir for two models
     assert _error(bad, capsys) == ("error: measure: 2 --model folders need as many --out-dir and --seed values "
-                                   "and no --onnx-dir (--out-dir has 1)")
+                                   "and no --onnx-dir or --export-dir (--out-dir has 1)")
     one = ["measure", "--model-kind", "student", "--model", str(student["dir"]), "--engines", "torch", "--shapes",
            "2x8", "--threads", "1", "--out-dir", str(tmp_path / "a"), str(tmp_path / "b")]
     assert _error(one, capsys) == "error: measure: one --model takes one --out-dir and one --seed"

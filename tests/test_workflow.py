@@ -77,6 +77,10 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     bert = next(b for b in proc.stdout.split("\nrule ") if b.startswith("measure_bert_base:"))
     assert "--int8 static --calibration-examples 32 --out-dir" in bert
     assert "--int8 static --calibration-examples 256 --data results/data/CoLA --task CoLA" in proc.stdout
+    # ... and a main student and the teacher are timed as their export stage exported and quantised them
+    assert "--export-dir results/export/teacher/CoLA --out-dir results/measure/teacher/CoLA >" in proc.stdout
+    assert ("--seed 1 --export-dir results/export/student/main/RTE/seed1 --out-dir "
+            "results/measure/student/main/RTE/seed1 >") in proc.stdout
     assert counts["measure_student"] == counts["search"]  # the main variant's students, every engine
     # the random architectures side by side with the task's searched students, in one job per task,
     # interleaved (the latencies of the searched-vs-random table), alone on the machine like every timing

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from adabert import io
+from adabert.artifacts import read_export
 from adabert.kinds import get_kind
 from adabert.measure.quantize import calibration_from_data, modes_of
 from adabert.measure.reference import ModelUnderTest
@@ -36,24 +37,29 @@ def measure_models(kind: str, model: str | os.PathLike | None, runs: Sequence[tu
                    max_batches: int | None = None, peak_seconds: float = 1.0, repeats: int = 3,
                    onnx_dir: str | os.PathLike | None = None, subject: dict | None = None, int8_mode: str = "auto",
                    data_dir: str | os.PathLike | None = None, calibration_examples: int = 256,
-                   references: bool = True, peaks: dict | None = None) -> list[dict]:
+                   references: bool = True, peaks: dict | None = None,
+                   export_dir: str | os.PathLike | None = None) -> list[dict]:
     """Every (engine, device) of ``runs`` at every (batch, seq_len) of ``shapes`` of one model, loaded once
     (:func:`adabert.measure.run.measure_many`), with ``subject`` (task / variant / seed the model belongs to)
     recorded for the efficiency table; each record written to ``out_dir`` (if given) as
     :data:`~adabert.measure.run.RECORD_NAME`.
 
     Static int8 graphs are calibrated on ``calibration_examples`` training rows of the Data folder
-    ``data_dir`` (the task's prepared data); without it, on as many synthetic rows. ``peaks``: the GEMM
-    peaks already measured in this process (:func:`adabert.measure.run.measure_many`)."""
+    ``data_dir`` (the task's prepared data); without it, on as many synthetic rows. ``export_dir``: the
+    model's export stage folder, whose graphs the ONNX Runtime engines time instead (nothing is exported or
+    quantised again). ``peaks``: the GEMM peaks already measured in this process
+    (:func:`adabert.measure.run.measure_many`)."""
     mut = model_under_test(kind, model, num_labels)
+    exported = read_export(export_dir) if export_dir is not None else None
     calibration = calibration_info = None
-    if INT8 in [e for e, _ in runs] and data_dir is not None and "static" in modes_of(int8_mode):
+    if (INT8 in [e for e, _ in runs] and data_dir is not None and exported is None
+            and "static" in modes_of(int8_mode)):
         calibration, calibration_info = calibration_from_data(data_dir, get_kind(kind).layout, calibration_examples)
     records = measure_many(mut, runs, shapes, threads, min_seconds=min_seconds, min_batches=min_batches,
                            onnx_dir=onnx_dir, warmup=warmup, max_batches=max_batches, peak_seconds=peak_seconds,
                            repeats=repeats, int8_mode=int8_mode, calibration=calibration,
                            calibration_info=calibration_info, calibration_examples=calibration_examples,
-                           references=references, peaks=peaks)
+                           references=references, peaks=peaks, exported=exported)
     for record in records:
         record["subject"] = {"model_kind": kind, **{k: v for k, v in (subject or {}).items() if v is not None}}
         validate_measurement(record)

@@ -186,33 +186,41 @@ def check_engine_device(engine: str, device: str) -> list[str] | None:
 
 def prepare_onnx(mut: ModelUnderTest, engine: str, onnx_dir: Path, providers: list[str],
                  verify_batch: int = 2, verify_seq_len: int = 16, tolerance: float = onnx_export.DEFAULT_TOLERANCE,
-                 int8_mode: str = "auto", calibration: list | None = None, calibration_info: dict | None = None
-                 ) -> dict[str, Any]:
+                 int8_mode: str = "auto", calibration: list | None = None, calibration_info: dict | None = None,
+                 exported: dict | None = None) -> dict[str, Any]:
     """Export ``mut`` to ``onnx_dir/{name}.onnx`` (reusing a file that still verifies), verify it against
     PyTorch, and for int8 quantise it (``int8_mode``, :func:`adabert.measure.quantize.build_int8`; static
     graphs are calibrated on ``calibration``, described by ``calibration_info``). Returns where and how well;
-    ``int8.graphs`` maps each int8 mode built to its file."""
-    onnx_dir.mkdir(parents=True, exist_ok=True)
-    fp32 = onnx_dir / f"{mut.name}.onnx"
+    ``int8.graphs`` maps each int8 mode built to its file.
+
+    ``exported`` (:func:`adabert.artifacts.read_export`): time the export stage's graphs instead, the very
+    graphs whose dev metrics it reports; the fp32 graph is verified against PyTorch all the same, and each
+    int8 mode of ``int8_mode`` must be among the exported ones."""
     check_inputs = mut.make_inputs(verify_batch, verify_seq_len)
-    reused = False
-    if fp32.is_file():
-        try:
-            diff = onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
-            reused = True
-        except AdabertError:
-            reused = False
-    if not reused:
-        onnx_export.export_onnx(mut.module, mut.make_inputs(verify_batch, verify_seq_len), fp32,
-                                input_names=mut.input_names, output_names=mut.output_names, dynamic_axes=mut.dynamic_axes)
+    if exported is not None:
+        fp32, reused = Path(exported["fp32"]), True
+        diff = onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
+    else:
+        onnx_dir.mkdir(parents=True, exist_ok=True)
+        fp32, reused = _exported_fp32(mut, onnx_dir, check_inputs, tolerance, verify_batch, verify_seq_len)
         diff = onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
     info: dict[str, Any] = {
         "path": str(fp32), "opset": onnx_export.OPSET, "reused_existing_file": reused,
         "verify": {"batch": verify_batch, "seq_len": verify_seq_len, "max_abs_diff": diff, "tolerance": tolerance},
         "timed_path": str(fp32),
     }
+    if exported is not None:
+        info["source"] = f"export stage ({exported['dir']})"
     if engine == "onnxruntime-int8":
-        built = quantize.build_int8(fp32, onnx_dir, mut.name, int8_mode, calibration)
+        if exported is not None:
+            lacking = [m for m in quantize.modes_of(int8_mode) if m not in exported["int8"]]
+            if lacking:
+                raise AdabertError(f"{exported['dir']}: int8 mode {int8_mode!r} needs the {lacking} graph(s), "
+                                   f"the export has {sorted(exported['int8'])}")
+            built = {m: dict(exported["int8"][m]) for m in quantize.modes_of(int8_mode)}
+            calibration_info = exported.get("calibration")
+        else:
+            built = quantize.build_int8(fp32, onnx_dir, mut.name, int8_mode, calibration)
         graphs = {}
         for mode, graph in built.items():
             # int8 is not expected to match fp32 to 1e-4: recorded, not checked
@@ -224,6 +232,21 @@ def prepare_onnx(mut: ModelUnderTest, engine: str, onnx_dir: Path, providers: li
         info["timed_path"] = graphs[next(iter(graphs))]["path"]
     info["file_bytes"] = Path(info["timed_path"]).stat().st_size
     return info
+
+
+def _exported_fp32(mut: ModelUnderTest, onnx_dir: Path, check_inputs: dict, tolerance: float, verify_batch: int,
+                   verify_seq_len: int) -> tuple[Path, bool]:
+    """``onnx_dir/{name}.onnx``: reused when it is there and still verifies, else exported; (path, reused)."""
+    fp32 = onnx_dir / f"{mut.name}.onnx"
+    if fp32.is_file():
+        try:
+            onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
+            return fp32, True
+        except AdabertError:
+            pass
+    onnx_export.export_onnx(mut.module, mut.make_inputs(verify_batch, verify_seq_len), fp32,
+                            input_names=mut.input_names, output_names=mut.output_names, dynamic_axes=mut.dynamic_axes)
+    return fp32, False
 
 
 def _runner_names(engine: str, references: bool, int8_modes: Sequence[str]) -> list[str]:
@@ -340,7 +363,7 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
                  peak_seconds: float = 1.0, repeats: int = 3, int8_mode: str = "auto",
                  calibration: list | None = None, calibration_info: dict | None = None,
                  calibration_examples: int = 256, references: bool = True,
-                 peaks: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                 peaks: dict[str, Any] | None = None, exported: dict | None = None) -> list[dict[str, Any]]:
     """Every (engine, device) of ``runs`` at every (batch, seq_len) of ``shapes``, in one process: one
     record per combination (in the order shape, then run).
 
@@ -350,7 +373,9 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
     folder if None). Per shape and device, the engines and their references are timed interleaved in one
     set (:func:`_time_engines`); the fp32 GEMM peak of a device (``peak_seconds`` > 0, ``repeats`` times;
     0 skips it, null in the JSON) is measured once and shared by its records; ``peaks`` (device -> peak,
-    filled in place) shares it with the other models a process measures.
+    filled in place) shares it with the other models a process measures. ``exported``
+    (:func:`adabert.artifacts.read_export`): the ONNX engines time the export stage's graphs
+    (:func:`prepare_onnx`), nothing is exported or quantised here.
     """
     runs, shapes = list(dict.fromkeys(runs)), list(dict.fromkeys(shapes))
     _check_request(runs, shapes, int8_mode)
@@ -362,7 +387,7 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
                 "max_batches": max_batches, "peak_seconds": peak_seconds, "references": references}
     engines = [engine for engine, _ in runs]
     mut.module.cpu().eval()
-    if INT8 in engines and calibration is None and "static" in quantize.modes_of(int8_mode):
+    if INT8 in engines and exported is None and calibration is None and "static" in quantize.modes_of(int8_mode):
         calibration, calibration_info = quantize.synthetic_calibration(
             mut.make_inputs, calibration_examples, max(n for _, n in shapes))
     records, sizes = [], {}
@@ -372,7 +397,8 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
         if any(not e.startswith("torch") for e in engines):
             onnx_info = prepare_onnx(mut, INT8 if INT8 in engines else "onnxruntime",
                                      Path(onnx_dir) if onnx_dir is not None else Path(tmp), ["CPUExecutionProvider"],
-                                     int8_mode=int8_mode, calibration=calibration, calibration_info=calibration_info)
+                                     int8_mode=int8_mode, calibration=calibration, calibration_info=calibration_info,
+                                     exported=exported)
         for batch, seq_len in shapes:
             mut.module.cpu()
             if seq_len not in sizes:  # FLOPs per sample depend on the sequence length only
@@ -391,7 +417,7 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
                     records.append(build_record(mut, engine, device, batch, seq_len, threads, lat, refs, sized, info,
                                            peaks[device], used))
         for record in records:
-            if onnx_dir is None and record["onnx"] is not None:
+            if onnx_dir is None and exported is None and record["onnx"] is not None:
                 _forget_paths(record["onnx"])  # temporary, deleted
     mut.module.cpu()
     for record in records:

@@ -1,16 +1,18 @@
 # Speed/size measurements, one job per model: a single `python -m adabert measure` process loads the
-# model once, exports its ONNX graphs once and measures all its engines, devices and shapes (one JSON
-# each, MEASURE_NAME). Every measurement job holds the whole cpu_bench resource, so it runs alone (common.smk).
+# model once, exports its ONNX graphs once (a main student and the teacher: times its export stage's
+# graphs) and measures all its engines, devices and shapes (one JSON each, MEASURE_NAME). Every measurement job holds the whole cpu_bench resource, so it runs alone (common.smk).
 # The repeatability check (measure.repeat_check) measures BERT-base and one student a second time.
 
 
 if measure_combos():
 
     rule measure_student:
-        """All engines and shapes of a retrained student of the main variant, in one job."""
+        """All engines and shapes of a retrained student of the main variant, in one job (the ONNX Runtime
+        engines time its export's graphs)."""
         input:
             unpack(measure_data()),
             model=rules.retrain.output.model,
+            export=rules.export_student.output.summary,
         output:
             measure_files("results/measure/student/{variant}/{task}/seed{seed}"),
         log:
@@ -32,12 +34,13 @@ if measure_combos():
             request=measure_request(),
             opts=measure_options,
             int8=measure_int8_options(),
+            export=in_folder("export"),
             out=out_folder,
         shell:
             "python -m adabert measure --model-kind student --model {params.model:q}"
             " {params.request} {params.opts} {params.int8} --task {wildcards.task:q}"
             " --variant {wildcards.variant:q} --seed {wildcards.seed}"
-            " --out-dir {params.out:q} > {log:q} 2>&1"
+            " --export-dir {params.export:q} --out-dir {params.out:q} > {log:q} 2>&1"
 
     rule measure_teacher:
         """The teacher architecture, once per run: the first task's teacher on every engine and shape
@@ -45,6 +48,7 @@ if measure_combos():
         input:
             data=f"results/data/{MEASURE_TEACHER_TASK}/meta.json",
             teacher=f"results/teacher/{MEASURE_TEACHER_TASK}/metrics.json",
+            export=f"results/export/teacher/{MEASURE_TEACHER_TASK}/export.json",
         output:
             measure_files(f"results/measure/teacher/{MEASURE_TEACHER_TASK}"),
         log:
@@ -65,11 +69,12 @@ if measure_combos():
             opts=measure_options,
             int8=measure_int8_options(),
             task=MEASURE_TEACHER_TASK,
+            export=in_folder("export"),
             out=out_folder,
         shell:
             "python -m adabert measure --model-kind teacher --model {params.model:q}"
             " {params.request} {params.opts} {params.int8} --task {params.task:q}"
-            " --out-dir {params.out:q} > {log:q} 2>&1"
+            " --export-dir {params.export:q} --out-dir {params.out:q} > {log:q} 2>&1"
 
     rule measure_bert_base:
         """BERT-base (architecture only, or local weights) once per run, every engine and shape in one job:
