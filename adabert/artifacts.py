@@ -277,7 +277,7 @@ def read_export(export_dir: str | os.PathLike) -> dict:
                                                              "max_abs_diff", "file_bytes")},
                    "path": graphs[mode]}
             for mode, g in summary["int8"].items()}
-    return {"dir": str(export_dir), "kind": summary["kind"], "fp32": graphs["fp32"], "int8": int8,
+    return {"dir": str(export_dir), "fp32": graphs["fp32"], "int8": int8,
             "calibration": summary.get("calibration")}
 
 

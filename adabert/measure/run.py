@@ -202,8 +202,7 @@ def prepare_onnx(mut: ModelUnderTest, engine: str, onnx_dir: Path, providers: li
         diff = onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
     else:
         onnx_dir.mkdir(parents=True, exist_ok=True)
-        fp32, reused = _exported_fp32(mut, onnx_dir, check_inputs, tolerance, verify_batch, verify_seq_len)
-        diff = onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
+        fp32, reused, diff = _own_fp32_graph(mut, onnx_dir, check_inputs, tolerance, verify_batch, verify_seq_len)
     info: dict[str, Any] = {
         "path": str(fp32), "opset": onnx_export.OPSET, "reused_existing_file": reused,
         "verify": {"batch": verify_batch, "seq_len": verify_seq_len, "max_abs_diff": diff, "tolerance": tolerance},
@@ -234,19 +233,19 @@ def prepare_onnx(mut: ModelUnderTest, engine: str, onnx_dir: Path, providers: li
     return info
 
 
-def _exported_fp32(mut: ModelUnderTest, onnx_dir: Path, check_inputs: dict, tolerance: float, verify_batch: int,
-                   verify_seq_len: int) -> tuple[Path, bool]:
-    """``onnx_dir/{name}.onnx``: reused when it is there and still verifies, else exported; (path, reused)."""
+def _own_fp32_graph(mut: ModelUnderTest, onnx_dir: Path, check_inputs: dict, tolerance: float, verify_batch: int,
+                    verify_seq_len: int) -> tuple[Path, bool, float]:
+    """``onnx_dir/{name}.onnx``, reused when it is there and still verifies, else exported, and verified
+    once: (path, reused, max abs difference from PyTorch)."""
     fp32 = onnx_dir / f"{mut.name}.onnx"
     if fp32.is_file():
         try:
-            onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
-            return fp32, True
+            return fp32, True, onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
         except AdabertError:
             pass
     onnx_export.export_onnx(mut.module, mut.make_inputs(verify_batch, verify_seq_len), fp32,
                             input_names=mut.input_names, output_names=mut.output_names, dynamic_axes=mut.dynamic_axes)
-    return fp32, False
+    return fp32, False, onnx_export.verify_onnx(mut.module, fp32, check_inputs, tolerance)
 
 
 def _runner_names(engine: str, references: bool, int8_modes: Sequence[str]) -> list[str]:
