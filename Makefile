@@ -19,9 +19,10 @@ run: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores $(CORES) all
 
 # the README's results section from the last run's outputs (paper/README_results.md), and the run's
-# tables that are committed beside it copied into docs/results (teacher, search, efficiency, cost, the
-# searched-vs-random study and task adaptivity)
+# tables that are committed beside it copied into docs/results (teacher, search, efficiency, cost and its
+# per-job rows, the searched-vs-random study and task adaptivity)
 RUN_TABLES := $(foreach t,teacher search efficiency cost,results/tables/$(t).csv results/tables/$(t).md) \
+	results/tables/cost_jobs.csv \
 	$(foreach t,searched_vs_random task_adaptivity,paper/tables/$(t).csv paper/tables/$(t).md)
 # Only the table, figure and README rules may run: a stage output is never recomputed (a config that
 # differs from the run's, e.g. no ADABERT_GLUE_DIR, changes no result), and a missing one is an error.

@@ -276,12 +276,13 @@ def _measure_request(args) -> tuple[list[tuple[str, str]], list[tuple[int, int]]
     if len(models) > 1:
         counts = {"--out-dir": len(args.out_dir or []), "--seed": len(args.seed or [])}
         wrong = [f"{flag} has {n}" for flag, n in counts.items() if n != len(models)]
-        wrong += [f"{f} given" for f, v in (("--onnx-dir", args.onnx_dir), ("--export-dir", args.export_dir)) if v]
+        wrong += [f"--export-dir has {len(args.export_dir)}"] if args.export_dir and len(args.export_dir) != len(models) else []
+        wrong += ["--onnx-dir given"] if args.onnx_dir else []
         if wrong:
-            raise AdabertError(f"measure: {len(models)} --model folders need as many --out-dir and --seed values "
-                               f"and no --onnx-dir or --export-dir ({'; '.join(wrong)})")
-    elif len(args.out_dir or [None]) > 1 or len(args.seed or [None]) > 1:
-        raise AdabertError("measure: one --model takes one --out-dir and one --seed")
+            raise AdabertError(f"measure: {len(models)} --model folders need as many --out-dir and --seed values, "
+                               f"as many --export-dir values or none, and no --onnx-dir ({'; '.join(wrong)})")
+    elif any(len(v or [None]) > 1 for v in (args.out_dir, args.seed, args.export_dir)):
+        raise AdabertError("measure: one --model takes one --out-dir, one --seed and one --export-dir")
     if args.onnx_dir is not None and args.export_dir is not None:
         raise AdabertError("measure: --export-dir times the export stage's graphs; --onnx-dir would not be used")
     return runs, shapes
@@ -301,12 +302,13 @@ def _measure(args):
     out_dirs = args.out_dir or [None] * len(models)
     seeds = args.seed or [None] * len(models)
     subjects = [{"task": args.task, "variant": args.variant, "seed": seed} for seed in seeds]
+    export_dirs = args.export_dir or [None] * len(models)
     records = measure_each(
-        args.model_kind, list(zip(models, out_dirs, subjects)), runs, shapes, args.threads,
+        args.model_kind, list(zip(models, out_dirs, subjects, export_dirs)), runs, shapes, args.threads,
         num_labels=args.num_labels, min_seconds=args.min_seconds, min_batches=args.min_batches, warmup=args.warmup,
         max_batches=args.max_batches, peak_seconds=args.peak_seconds, repeats=args.repeats, onnx_dir=args.onnx_dir,
         int8_mode=args.int8, data_dir=args.data, calibration_examples=args.calibration_examples,
-        references=not args.no_references, export_dir=args.export_dir)
+        references=not args.no_references, warmup_rows=args.warmup_rows)
     if args.out is not None:
         from adabert.io import write_json  # lazy: fast CLI start-up
 
@@ -493,6 +495,8 @@ def _add_measure_commands(sub) -> None:
          ("--min-batches", {"type": int, "default": 3, "help": "timed batches per round"}),
          ("--repeats", {"type": int, "default": 3, "help": "rounds (median and spread over them)"}),
          ("--warmup", {"type": int, "default": 1}), ("--max-batches", {"type": int, "default": None}),
+         ("--warmup-rows", {"type": int, "default": None,
+                            "help": "warm-up batches of the timed batch's first N rows (default: the whole batch)"}),
          ("--peak-seconds", {"type": float, "default": 1.0,
                              "help": "GEMM peak measurement per repeat, once per device (0 = skip)"}),
          ("--no-references", {"action": "store_true",
@@ -503,9 +507,10 @@ def _add_measure_commands(sub) -> None:
                              "(default: synthetic rows)"}),
          ("--calibration-examples", {"type": int, "default": 256, "help": "rows calibrating static int8"}),
          ("--onnx-dir", {"help": "keep the exported ONNX graphs here (default: a temporary folder)"}),
-         ("--export-dir", {"help": "the model's export stage folder: time its ONNX graphs (fp32 verified against "
+         ("--export-dir", {"nargs": "+",
+                           "help": "the model's export stage folder: time its ONNX graphs (fp32 verified against "
                                    "PyTorch; the int8 graphs whose dev metrics it reports) instead of exporting "
-                                   "and quantising again"}),
+                                   "and quantising again (one per --model)"}),
          ("--task", {"help": "task the model belongs to (recorded)"}),
          ("--variant", {"help": "variant (recorded)"}),
          ("--seed", {"type": int, "nargs": "+", "help": "seed (recorded; one per --model)"}))

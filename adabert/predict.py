@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,7 +41,12 @@ class Deployable:
     folder: Path
     model: Any
     metadata: dict
-    tokenizer: Any
+
+    @cached_property
+    def tokenizer(self) -> Any:
+        """The student's tokenizer, loaded on first use: timing and export need only the module, and loading
+        it imports transformers (~2 s per process)."""
+        return load_tokenizer(self.folder)
 
     @property
     def task(self) -> dict:
@@ -85,8 +91,7 @@ def load_deployable(folder: str | os.PathLike) -> Deployable:
         if int(metadata[key]) != int(actual):
             raise AdabertError(f"{folder / METADATA_FILE}: {key} {metadata[key]} does not match "
                                f"{folder / MODEL_FILE} ({actual})")
-    tokenizer = load_tokenizer(folder)
-    return Deployable(folder=folder, model=model, metadata=metadata, tokenizer=tokenizer)
+    return Deployable(folder=folder, model=model, metadata=metadata)
 
 
 # -- encoding and prediction ----------------------------------------------------------------------

@@ -303,3 +303,46 @@ def test_int8_calibration_rows_benchmark_writes_its_report(tmp_path):
     assert [r["calibration"]["rows"] for r in report["results"]] == [2, 6]
     assert all(len(r["latency_round_medians_s"]) == 2 for r in report["results"])
     assert report["settings"]["seq_len"] == 16 and report["machine"]["cpu_model"]
+
+
+def test_supernet_proxy_scores_a_runs_architectures_with_inherited_weights(mrpc_small, mrpc_searched, tmp_path):
+    """Every architecture cut from the first search's supernet is scored with its inherited weights on the
+    search's selection rows: the searched student's score is the search's own best-round dev loss, the
+    correlation is that of the proxy losses with the retrained metrics, and the choice is the lowest loss."""
+    from scipy.stats import spearmanr
+
+    from adabert import config
+    from adabert.architectures import run_fixed_architecture, run_random_architecture
+
+    _, results = run_folders(mrpc_small, tmp_path)
+    for stage, sub in (("search", "search"), ("derive", "derive")):
+        (results / stage / "main" / "MRPC").mkdir(parents=True)
+        (results / stage / "main" / "MRPC" / "seed0").symlink_to(mrpc_searched["root"] / sub)
+    arch_cfg = config.stage_config(mrpc_small["cfg"], "random_architecture")
+    for n in (0, 1, 2):
+        run_random_architecture(arch_cfg, "MRPC", n, mrpc_searched["root"] / "search", mrpc_small["data_dir"],
+                                results / "architectures" / "random" / "MRPC" / f"seed{n}")
+    run_fixed_architecture(arch_cfg, "MRPC", "skip_connect", 0, mrpc_searched["root"] / "search", mrpc_small["data_dir"],
+                           results / "architectures" / "fixed-skip_connect" / "MRPC" / "seed0")
+    retrained = {("main", 0): 70.0, ("random", 0): 60.0, ("random", 1): 65.0, ("random", 2): 80.0,
+                 ("fixed-skip_connect", 0): 75.0}
+    for (variant, n), value in retrained.items():
+        folder = results / "retrain" / variant / "MRPC" / f"seed{n}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"main_value": value}))
+    out = tmp_path / "proxy.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/supernet_proxy.py"), "--results", str(results),
+                           "--tasks", "MRPC", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    task = json.loads(out.read_text())["tasks"]["MRPC"]
+    rows = task["rows"]
+    assert [(r["variant"], r["sample"]) for r in rows] == [("main", 0), ("random", 0), ("random", 1), ("random", 2),
+                                                          ("fixed-skip_connect", 0)]
+    assert rows[0]["proxy_loss"] == pytest.approx(mrpc_searched["summary"]["best_dev_loss"], rel=1e-5)
+    assert [r["retrained_main"] for r in rows] == [retrained[(r["variant"], r["sample"])] for r in rows]
+    losses = [r["proxy_loss"] for r in rows]
+    assert task["spearman_proxy_loss_vs_retrained"] == pytest.approx(
+        spearmanr(losses, [r["retrained_main"] for r in rows]).statistic)
+    best = rows[losses.index(min(losses))]
+    assert task["chosen_by_proxy"] == {k: best[k] for k in ("variant", "sample", "retrained_main")}
+    assert task["chosen_at_or_above_median"] == (best["retrained_main"] >= 70.0)

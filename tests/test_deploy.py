@@ -366,11 +366,31 @@ def test_measure_cli_measures_several_models_in_one_process(student, tmp_path, c
     assert records[0]["peak"] == records[1]["peak"] and records[0]["peak"]["gflops"] > 0
     assert records[0]["latency"] != records[1]["latency"]  # each model timed on its own
     bad = [*argv[:argv.index("--out-dir") + 2], *argv[argv.index("--task"):]]  # one --out-dir for two models
-    assert _error(bad, capsys) == ("error: measure: 2 --model folders need as many --out-dir and --seed values "
-                                   "and no --onnx-dir or --export-dir (--out-dir has 1)")
+    assert _error(bad, capsys) == ("error: measure: 2 --model folders need as many --out-dir and --seed values, "
+                                   "as many --export-dir values or none, and no --onnx-dir (--out-dir has 1)")
+    assert _error([*argv, "--export-dir", str(tmp_path / "e")], capsys) == (
+        "error: measure: 2 --model folders need as many --out-dir and --seed values, as many --export-dir values "
+        "or none, and no --onnx-dir (--export-dir has 1)")
     one = ["measure", "--model-kind", "student", "--model", str(student["dir"]), "--engines", "torch", "--shapes",
            "2x8", "--threads", "1", "--out-dir", str(tmp_path / "a"), str(tmp_path / "b")]
-    assert _error(one, capsys) == "error: measure: one --model takes one --out-dir and one --seed"
+    assert _error(one, capsys) == "error: measure: one --model takes one --out-dir, one --seed and one --export-dir"
+
+
+def test_measure_cli_times_each_model_on_its_own_export(student, tmp_path):
+    """Several ``--model`` folders with one ``--export-dir`` each (the searched students of a task in one job):
+    each model's ONNX Runtime record times the graph of its own export folder."""
+    first = tmp_path / "export0"
+    run_export({"measure": {"threads": 1, "int8": "static"}}, "MRPC", student["dir"], student["data_dir"], first)
+    second = tmp_path / "export1"
+    shutil.copytree(first, second)
+    outs = [tmp_path / "seed0", tmp_path / "seed1"]
+    argv = ["measure", "--model-kind", "student", "--model", str(student["dir"]), str(student["dir"]), "--engines",
+            "onnxruntime", "--shapes", "2x8", "--threads", "1", "--out-dir", *map(str, outs), "--task", "MRPC",
+            "--variant", "main", "--seed", "0", "1", "--export-dir", str(first), str(second), "--repeats", "2", *FAST]
+    assert main(argv) == 0
+    records = [validate_measurement(io.read_json(out / "onnxruntime.cpu.b2.s8.json")) for out in outs]
+    assert [r["onnx"]["timed_path"] for r in records] == [str(first / "student.onnx"), str(second / "student.onnx")]
+    assert [r["subject"]["seed"] for r in records] == [0, 1]
 
 
 def test_measure_cli_refuses_ambiguous_requests(tmp_path, capsys):

@@ -295,6 +295,38 @@ def test_torch_step_runs_one_forward_per_timed_batch_at_the_process_threads():
     assert res["n_batches"] == 6 and probe.calls == 1 + 1 + 6 and probe.threads == {2}
 
 
+def test_warm_up_runs_on_the_first_warmup_rows_and_the_timed_batches_on_all(tmp_path):
+    """``warmup_inputs`` (measure.warmup_rows): the warm-up forward passes see the smaller batch, every
+    timed batch the whole one, in PyTorch and in ONNX Runtime; measure_many records the setting."""
+    from adabert.measure import run
+    from adabert.measure.timing import torch_step
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        def forward(self, x):
+            self.rows.append(int(x.shape[0]))
+            return x * 2
+
+    probe = Probe()
+    full = {"x": torch.ones(8, 3)}
+    step = torch_step(probe, full, warmup_inputs={"x": full["x"][:2]})
+    time_interleaved({"torch": step}, batch=8, min_seconds=0.0, min_batches=2, warmup=1, repeats=2)
+    assert probe.rows == [2, 8, 8, 8, 8]
+
+    mut = _toy_student()
+    path = export_onnx(mut.module, mut.make_inputs(2, 8), tmp_path / "toy.onnx")
+    inputs = mut.make_inputs(6, 8)
+    step, _ = ort_step(path, inputs, warmup_inputs={k: v[:2] for k, v in inputs.items()})
+    assert step.warm()[0].shape[0] == 2 and step() > 0  # the warm-up runs the 2-row batch
+    records = run.measure_many(mut, [("torch", "cpu")], [(6, 8)], threads=1, warmup_rows=2, **FAST)
+    assert records[0]["settings"]["warmup_rows"] == 2 and records[0]["batch"] == 6
+    with pytest.raises(AdabertError, match="warmup_rows must be >= 1"):
+        run.measure_many(mut, [("torch", "cpu")], [(6, 8)], threads=1, warmup_rows=0, **FAST)
+
+
 def test_matmul_peak_is_a_median_of_repeats_over_both_engines():
     peak = matmul_peak_gflops("cpu", seconds=0.02, n=128, repeats=3)
     assert set(peak["by_engine"]) == {"torch", "onnxruntime"} and peak["repeats"] == 3

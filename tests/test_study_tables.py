@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -290,3 +291,20 @@ def test_cost_table_sums_jobs_and_spans_the_clock_from_file_times(tmp_path):
     assert list(pd.read_csv(tmp_path / "cost.csv").columns[:4]) == ["stage", "jobs", "wall_s", "mean_s"]
     assert "spanned 130 s" in (tmp_path / "cost.md").read_text()
     assert len(pd.read_csv(tmp_path / "cost_jobs.csv")) == 3
+
+
+def test_committed_cost_tables_are_one_runs_per_stage_sums_of_its_jobs():
+    """docs/results/cost.csv (per stage) and cost_jobs.csv (per job) come from the same run: every stage's
+    job count and wall time are those of its job rows, and the total row sums them (the README's per-variant
+    and per-job costs are read from cost_jobs.csv)."""
+    docs = Path(__file__).resolve().parents[1] / "docs" / "results"
+    stages = pd.read_csv(docs / "cost.csv").set_index("stage")
+    jobs = pd.read_csv(docs / "cost_jobs.csv")
+    assert list(jobs.columns) == ["stage", "job", "seconds", "max_rss_mb"]
+    per_stage = jobs.groupby("stage")["seconds"].agg(["count", "sum"])
+    assert set(per_stage.index) == set(stages.index) - {"total"}
+    for stage, row in per_stage.iterrows():
+        assert stages.loc[stage, "jobs"] == row["count"], stage
+        assert stages.loc[stage, "wall_s"] == pytest.approx(row["sum"], abs=0.01), stage
+    assert stages.loc["total", "jobs"] == len(jobs)
+    assert stages.loc["total", "wall_s"] == pytest.approx(jobs["seconds"].sum(), abs=0.01)

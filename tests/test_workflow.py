@@ -79,9 +79,10 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     assert "--int8 static --calibration-examples 256 --data results/data/CoLA --task CoLA" in proc.stdout
     # ... and a main student and the teacher are timed as their export stage exported and quantised them
     assert "--export-dir results/export/teacher/CoLA --out-dir results/measure/teacher/CoLA >" in proc.stdout
-    assert ("--seed 1 --export-dir results/export/student/main/RTE/seed1 --out-dir "
-            "results/measure/student/main/RTE/seed1 >") in proc.stdout
-    assert counts["measure_student"] == counts["search"]  # the main variant's students, every engine
+    # the searched students of a task: one job, every engine, each student timing its own export's graphs
+    assert ("--seed 0 1 --export-dir results/export/student/main/RTE/seed0 results/export/student/main/RTE/seed1"
+            " --out-dir results/measure/student/main/RTE/seed0 results/measure/student/main/RTE/seed1 >") in proc.stdout
+    assert counts["measure_student"] == counts["search"] // 2 == 9
     # the random architectures side by side with the task's searched students, in one job per task,
     # interleaved (the latencies of the searched-vs-random table), alone on the machine like every timing
     # job; the same job writes their measurements (measure.ablation_engines = [torch], one shape): no
@@ -174,7 +175,7 @@ def test_paper_dag_has_the_full_teacher_dag(tmp_path):
     for table in ("ablation_table", "transfer_table", "seed_table", "efficiency_summary", "main_table"):
         assert counts[table] == 1, table
     assert counts["measure_bert_base"] == counts["measure_teacher"] == 1  # once per run, not per task
-    assert counts["measure_student"] == 27 and counts["measure_baseline"] == 54  # one job per model
+    assert counts["measure_student"] == 9 and counts["measure_baseline"] == 54  # one job per task / per model
     # the schema's default shapes (batch-1 latency at three lengths besides the throughput shape): the side-by-
     # side job times one, so the random architectures get measurement jobs of their own
     assert counts["measure_student_ablation"] == 126 and counts["measure_random"] == 9

@@ -38,7 +38,7 @@ def measure_models(kind: str, model: str | os.PathLike | None, runs: Sequence[tu
                    onnx_dir: str | os.PathLike | None = None, subject: dict | None = None, int8_mode: str = "auto",
                    data_dir: str | os.PathLike | None = None, calibration_examples: int = 256,
                    references: bool = True, peaks: dict | None = None,
-                   export_dir: str | os.PathLike | None = None) -> list[dict]:
+                   export_dir: str | os.PathLike | None = None, warmup_rows: int | None = None) -> list[dict]:
     """Every (engine, device) of ``runs`` at every (batch, seq_len) of ``shapes`` of one model, loaded once
     (:func:`adabert.measure.run.measure_many`), with ``subject`` (task / variant / seed the model belongs to)
     recorded for the efficiency table; each record written to ``out_dir`` (if given) as
@@ -59,7 +59,7 @@ def measure_models(kind: str, model: str | os.PathLike | None, runs: Sequence[tu
                            onnx_dir=onnx_dir, warmup=warmup, max_batches=max_batches, peak_seconds=peak_seconds,
                            repeats=repeats, int8_mode=int8_mode, calibration=calibration,
                            calibration_info=calibration_info, calibration_examples=calibration_examples,
-                           references=references, peaks=peaks, exported=exported)
+                           references=references, peaks=peaks, exported=exported, warmup_rows=warmup_rows)
     for record in records:
         record["subject"] = {"model_kind": kind, **{k: v for k, v in (subject or {}).items() if v is not None}}
         validate_measurement(record)
@@ -69,14 +69,17 @@ def measure_models(kind: str, model: str | os.PathLike | None, runs: Sequence[tu
     return records
 
 
-def measure_each(kind: str, models: Sequence[tuple[str | os.PathLike | None, str | os.PathLike, dict]],
+def measure_each(kind: str, models: Sequence[tuple[str | os.PathLike | None, str | os.PathLike, dict,
+                                                  str | os.PathLike | None]],
                  runs: Sequence[tuple[str, str]], shapes: Sequence[tuple[int, int]], threads: int,
                  **options) -> list[list[dict]]:
-    """:func:`measure_models` for each ``(model folder, out_dir, subject)`` of ``models`` in turn, in this
-    process: one start-up and one GEMM peak per device for all of them (e.g. a task's random architectures)."""
+    """:func:`measure_models` for each ``(model folder, out_dir, subject, export_dir)`` of ``models`` in turn,
+    in this process: one start-up and one GEMM peak per device for all of them (e.g. the searched students
+    of a task, each timing its own export's graphs, or a task's random architectures)."""
     peaks: dict = {}
-    return [measure_models(kind, model, runs, shapes, threads, out_dir, subject=subject, peaks=peaks, **options)
-            for model, out_dir, subject in models]
+    return [measure_models(kind, model, runs, shapes, threads, out_dir, subject=subject, peaks=peaks,
+                           export_dir=export_dir, **options)
+            for model, out_dir, subject, export_dir in models]
 
 
 def measure_model(kind: str, model: str | os.PathLike | None, engine: str, device: str, batch: int, seq_len: int,

@@ -258,22 +258,26 @@ def _runner_names(engine: str, references: bool, int8_modes: Sequence[str]) -> l
 
 
 def _runners(mut: ModelUnderTest, engines: Sequence[str], device: str, inputs: dict, threads: int,
-             onnx_info: dict | None, references: bool) -> tuple[dict[str, Callable[[], float]], dict]:
+             onnx_info: dict | None, references: bool, warmup_inputs: dict | None = None
+             ) -> tuple[dict[str, Callable[[], float]], dict]:
     """The runners to time together on ``device``: every runner of every engine in ``engines``
-    (:func:`_runner_names`), each built once. Also returns what each ONNX session ran on."""
+    (:func:`_runner_names`), each built once (warming up on ``warmup_inputs``, if given). Also returns
+    what each ONNX session ran on."""
     modes = list(((onnx_info or {}).get("int8") or {}).get("graphs", {}))
     names = list(dict.fromkeys(n for e in engines for n in _runner_names(e, references, modes)))
     steps: dict[str, Callable[[], float]] = {}
     sessions: dict[str, list[str]] = {}
     for name in names:
         if name.startswith("torch"):
-            steps[name] = timing.torch_step(mut.module, inputs, device, PRECISION[name])
+            steps[name] = timing.torch_step(mut.module, inputs, device, PRECISION[name], warmup_inputs)
         elif name == "onnxruntime":
             providers = check_engine_device("onnxruntime", device)
-            steps[name], sessions[name] = timing.ort_step(onnx_info["path"], inputs, providers, threads)
+            steps[name], sessions[name] = timing.ort_step(onnx_info["path"], inputs, providers, threads,
+                                                          warmup_inputs)
         else:  # int8-{mode}: CPU only
             graph = onnx_info["int8"]["graphs"][name.removeprefix("int8-")]
-            steps[name], sessions[name] = timing.ort_step(graph["path"], inputs, ["CPUExecutionProvider"], threads)
+            steps[name], sessions[name] = timing.ort_step(graph["path"], inputs, ["CPUExecutionProvider"], threads,
+                                                          warmup_inputs)
     return steps, sessions
 
 
@@ -291,15 +295,16 @@ def _engine_onnx_info(onnx_info: dict | None, engine: str) -> dict | None:
 
 
 def _time_engines(mut: ModelUnderTest, engines: Sequence[str], device: str, inputs: dict, threads: int,
-                  onnx_info: dict | None, references: bool, protocol: dict
+                  onnx_info: dict | None, references: bool, protocol: dict, warmup_inputs: dict | None = None
                   ) -> dict[str, tuple[dict, dict, dict | None]]:
     """Time the engines of one device and shape, and their references, interleaved round by round in one
     set (with ``references`` false: each engine alone). Per engine: (its latency, every other runner of the
     set with its speedup, its ONNX record); for int8 ``auto`` the faster int8 graph is the engine's."""
     if not references and len(engines) > 1:
         return {e: v for engine in engines
-                for e, v in _time_engines(mut, [engine], device, inputs, threads, onnx_info, False, protocol).items()}
-    steps, sessions = _runners(mut, engines, device, inputs, threads, onnx_info, references)
+                for e, v in _time_engines(mut, [engine], device, inputs, threads, onnx_info, False, protocol,
+                                          warmup_inputs).items()}
+    steps, sessions = _runners(mut, engines, device, inputs, threads, onnx_info, references, warmup_inputs)
     results = timing.time_interleaved(steps, int(next(iter(inputs.values())).shape[0]), **protocol)
     out = {}
     for engine in engines:
@@ -331,14 +336,14 @@ def measure(mut: ModelUnderTest, engine: str = "torch", device: str = "cpu", bat
             onnx_dir: str | Path | None = None, warmup: int = 1, max_batches: int | None = None,
             peak_seconds: float = 1.0, repeats: int = 3, int8_mode: str = "auto", calibration: list | None = None,
             calibration_info: dict | None = None, calibration_examples: int = 256,
-            references: bool = True) -> dict[str, Any]:
+            references: bool = True, warmup_rows: int | None = None) -> dict[str, Any]:
     """Measure ``mut`` once and return (and write to ``out_json``, if given) the measurement record:
     :func:`measure_many` with one engine, device and shape."""
     record = measure_many(mut, [(engine, device)], [(batch, seq_len)], threads, min_seconds=min_seconds,
                           min_batches=min_batches, onnx_dir=onnx_dir, warmup=warmup, max_batches=max_batches,
                           peak_seconds=peak_seconds, repeats=repeats, int8_mode=int8_mode, calibration=calibration,
                           calibration_info=calibration_info, calibration_examples=calibration_examples,
-                          references=references)[0]
+                          references=references, warmup_rows=warmup_rows)[0]
     if out_json is not None:
         io.write_json(out_json, record)
     return record
@@ -362,7 +367,8 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
                  peak_seconds: float = 1.0, repeats: int = 3, int8_mode: str = "auto",
                  calibration: list | None = None, calibration_info: dict | None = None,
                  calibration_examples: int = 256, references: bool = True,
-                 peaks: dict[str, Any] | None = None, exported: dict | None = None) -> list[dict[str, Any]]:
+                 peaks: dict[str, Any] | None = None, exported: dict | None = None,
+                 warmup_rows: int | None = None) -> list[dict[str, Any]]:
     """Every (engine, device) of ``runs`` at every (batch, seq_len) of ``shapes``, in one process: one
     record per combination (in the order shape, then run).
 
@@ -374,7 +380,8 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
     0 skips it, null in the JSON) is measured once and shared by its records; ``peaks`` (device -> peak,
     filled in place) shares it with the other models a process measures. ``exported``
     (:func:`adabert.artifacts.read_export`): the ONNX engines time the export stage's graphs
-    (:func:`prepare_onnx`), nothing is exported or quantised here.
+    (:func:`prepare_onnx`), nothing is exported or quantised here. ``warmup_rows``: the warm-up batches
+    hold the timed batch's first ``warmup_rows`` rows (None: the whole batch).
     """
     runs, shapes = list(dict.fromkeys(runs)), list(dict.fromkeys(shapes))
     _check_request(runs, shapes, int8_mode)
@@ -382,8 +389,11 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
     protocol = {"min_seconds": min_seconds, "min_batches": min_batches, "warmup": warmup, "repeats": repeats,
                 "max_batches": max_batches}
     timing.check_rule(min_seconds, min_batches, max_batches, warmup, repeats)
-    settings = {"min_seconds": min_seconds, "min_batches": min_batches, "warmup_batches": warmup, "repeats": repeats,
-                "max_batches": max_batches, "peak_seconds": peak_seconds, "references": references}
+    if warmup_rows is not None and warmup_rows < 1:
+        raise AdabertError(f"timing: warmup_rows must be >= 1 or None (the whole batch), got {warmup_rows}")
+    settings = {"min_seconds": min_seconds, "min_batches": min_batches, "warmup_batches": warmup,
+                "warmup_rows": warmup_rows, "repeats": repeats, "max_batches": max_batches,
+                "peak_seconds": peak_seconds, "references": references}
     engines = [engine for engine, _ in runs]
     mut.module.cpu().eval()
     if INT8 in engines and exported is None and calibration is None and "static" in quantize.modes_of(int8_mode):
@@ -404,9 +414,11 @@ def measure_many(mut: ModelUnderTest, runs: Sequence[tuple[str, str]], shapes: S
                 sizes[seq_len] = size.size_report(mut.module, mut.make_inputs, seq_len)
             size_info = sizes[seq_len]
             inputs = mut.make_inputs(batch, seq_len)
+            warm = ({k: v[:warmup_rows] for k, v in inputs.items()}
+                    if warmup_rows is not None and warmup_rows < batch else None)
             for device in dict.fromkeys(d for _, d in runs):
                 on_device = [e for e, d in runs if d == device]
-                timed = _time_engines(mut, on_device, device, inputs, threads, onnx_info, references, protocol)
+                timed = _time_engines(mut, on_device, device, inputs, threads, onnx_info, references, protocol, warm)
                 if device not in peaks:
                     peaks[device] = gemm_peak(device, peak_seconds, repeats)
                 for engine in on_device:

@@ -1,6 +1,8 @@
 """Latency and throughput of one batch, for PyTorch modules and ONNX Runtime sessions.
 
-Protocol (every engine): each runner first runs ``warmup`` untimed batches. Then ``repeats`` rounds: in
+Protocol (every engine): each runner first runs ``warmup`` untimed batches (of the timed batch's first
+``warmup_rows`` rows where the runner was built with warm-up inputs: a warm-up initialises the engine,
+kernels and threads, and a full BERT-base batch of 128 x 128 takes ~28 s here). Then ``repeats`` rounds: in
 each round every runner (the engine under test and the references timed in the same job, in an order
 that rotates from round to round, so slow drift of the machine hits all of them alike) times batches
 one by one until BOTH at least ``min_seconds`` of timed work and at least ``min_batches`` batches have
@@ -106,7 +108,7 @@ def time_interleaved(steps: Mapping[str, Step], batch: int, min_seconds: float =
     names = list(steps)
     for name in names:
         for _ in range(warmup):
-            steps[name]()
+            getattr(steps[name], "warm", steps[name])()
     rounds: dict[str, list[list[float]]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
@@ -121,8 +123,9 @@ def _batch_size(inputs: Mapping[str, Any]) -> int:
 
 
 def torch_step(module: nn.Module, inputs: Mapping[str, torch.Tensor], device: str | torch.device = "cpu",
-               precision: str = "fp32") -> Step:
-    """A runner of ``module(**inputs)`` on ``device`` (module and inputs moved there; eval mode)."""
+               precision: str = "fp32", warmup_inputs: Mapping[str, torch.Tensor] | None = None) -> Step:
+    """A runner of ``module(**inputs)`` on ``device`` (module and inputs moved there; eval mode); with
+    ``warmup_inputs``, its ``warm`` attribute runs them instead (the warm-up of :func:`time_interleaved`)."""
     if precision not in PRECISIONS:
         raise AdabertError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     dev = torch.device(device)
@@ -131,29 +134,37 @@ def torch_step(module: nn.Module, inputs: Mapping[str, torch.Tensor], device: st
     module = module.to(dev).eval()
     inputs = {k: v.to(dev) for k, v in inputs.items()}
 
-    def forward() -> torch.Tensor:
+    def forward(feed: Mapping[str, torch.Tensor]) -> torch.Tensor:
         autocast = (torch.autocast(dev.type, dtype=torch.float16) if precision == "fp16"
                     else contextlib.nullcontext())
         with torch.inference_mode(), autocast:
-            return logits_of(module(**inputs))
+            return logits_of(module(**feed))
 
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
-    def step() -> float:
-        sync()
-        start = time.perf_counter()
-        forward()
-        sync()
-        return time.perf_counter() - start
+    def timed(feed: Mapping[str, torch.Tensor]) -> Step:
+        def step() -> float:
+            sync()
+            start = time.perf_counter()
+            forward(feed)
+            sync()
+            return time.perf_counter() - start
 
+        return step
+
+    step = timed(inputs)
+    if warmup_inputs is not None:
+        step.warm = timed({k: v.to(dev) for k, v in warmup_inputs.items()})
     return step
 
 
 def ort_step(onnx_path, inputs: Mapping[str, torch.Tensor], providers: Sequence[str] = ("CPUExecutionProvider",),
-             threads: int | None = None) -> tuple[Step, list[str]]:
+             threads: int | None = None, warmup_inputs: Mapping[str, torch.Tensor] | None = None
+             ) -> tuple[Step, list[str]]:
     """A runner of one ``session.run`` (``threads`` intra-op threads, optimisation ALL) and the session's
-    providers. Asking for the CUDA provider and getting a session without it is an error (ORT would
-    otherwise fall back to the CPU silently)."""
+    providers; with ``warmup_inputs``, its ``warm`` attribute runs them instead (CPU provider; on the GPU the
+    warm-up runs the bound batch). Asking for the CUDA provider and getting a session without it is an
+    error (ORT would otherwise fall back to the CPU silently)."""
     session = ort_session(onnx_path, providers, threads)
     got = list(session.get_providers())
     if providers and providers[0] != "CPUExecutionProvider" and providers[0] not in got:
@@ -183,6 +194,9 @@ def ort_step(onnx_path, inputs: Mapping[str, torch.Tensor], providers: Sequence[
         run()
         return time.perf_counter() - start
 
+    if warmup_inputs is not None and not (providers and providers[0] == "CUDAExecutionProvider"):
+        warm_feeds = numpy_inputs(session, warmup_inputs)
+        step.warm = lambda: session.run(output_names, warm_feeds)
     return step, got
 
 

@@ -233,6 +233,11 @@ def measure_options(wildcards):
         f"--threads {MEASURE['threads']} --min-seconds {MEASURE['min_seconds']}"
         f" --min-batches {MEASURE['min_batches']} --repeats {MEASURE['repeats']}"
         f" --warmup {MEASURE['warmup_batches']} --peak-seconds {MEASURE['peak_seconds']}"
+        + (
+            f" --warmup-rows {MEASURE['warmup_rows']}"
+            if MEASURE["warmup_rows"] is not None
+            else ""
+        )
         + ("" if MEASURE["references"] else " --no-references")
     )
 
@@ -278,6 +283,35 @@ def random_measure_folders(task):
     """The measurement folders of a task's random architectures (one job writes them all: the task's
     side-by-side timing, or measure_random)."""
     return [f"results/measure/student/random/{task}/seed{n}" for n in RANDOM_SAMPLES]
+
+
+MAIN_SEEDS = adabert_config.variant_seeds(config, MAIN)
+
+
+def main_students(name):
+    """Input function: the main variant's retrained students of a task (``name`` model: their weights;
+    export: their export summaries), in MAIN_SEEDS order."""
+    pattern = {
+        "model": "results/retrain/{v}/{t}/seed{s}/model.safetensors",
+        "export": "results/export/student/{v}/{t}/seed{s}/export.json",
+    }[name]
+
+    def files(wildcards):
+        return [
+            pattern.format(v=wildcards.variant, t=wildcards.task, s=s)
+            for s in MAIN_SEEDS
+        ]
+
+    return files
+
+
+def folders_of(name):
+    """Params function: the folders of the named input files, shell-quoted, space-separated."""
+
+    def folders(wildcards, input):
+        return " ".join(shlex.quote(os.path.dirname(f)) for f in input[name])
+
+    return folders
 
 
 def searched_models(task):

@@ -1,4 +1,4 @@
-# Speed/size measurements, one job per model: a single `python -m adabert measure` process loads the
+# Speed/size measurements, one job per model (the searched students: one job per task): a single `python -m adabert measure` process loads the
 # model once, exports its ONNX graphs once (a main student and the teacher: times its export stage's
 # graphs) and measures all its engines, devices and shapes (one JSON each, MEASURE_NAME). Every
 # measurement job holds the whole cpu_bench resource, so it runs alone (common.smk).
@@ -8,18 +8,25 @@
 if measure_combos():
 
     rule measure_student:
-        """All engines and shapes of a retrained student of the main variant, in one job (the ONNX Runtime
-        engines time its export's graphs)."""
+        """All engines and shapes of the retrained students of the main variant of one task (every seed),
+        one after the other in one job: one process start-up and one GEMM peak for all of them (the ONNX
+        Runtime engines time each student's export graphs)."""
         input:
             unpack(measure_data()),
-            model=rules.retrain.output.model,
-            export=rules.export_student.output.summary,
+            models=main_students("model"),
+            exports=main_students("export"),
         output:
-            measure_files("results/measure/student/{variant}/{task}/seed{seed}"),
+            [
+                f
+                for s in MAIN_SEEDS
+                for f in measure_files(
+                    f"results/measure/student/{{variant}}/{{task}}/seed{s}"
+                )
+            ],
         log:
-            "logs/measure/student/{variant}/{task}/seed{seed}.log",
+            "logs/measure/student/{variant}/{task}.log",
         benchmark:
-            "results/benchmarks_deploy/measure/student/{variant}/{task}/seed{seed}.tsv"
+            "results/benchmarks_deploy/measure/student/{variant}/{task}.tsv"
         wildcard_constraints:
             variant=re.escape(MAIN),
         conda:
@@ -27,21 +34,27 @@ if measure_combos():
         threads: MEASURE["threads"]
         resources:
             mem_mb=4000,
-            runtime=measure_runtime(5),
+            runtime=len(MAIN_SEEDS) * measure_runtime(5),
             cpu_bench=BENCH_UNITS,
             gpu=measure_gpu(),
         params:
-            model=in_folder("model"),
+            models=folders_of("models"),
+            exports=folders_of("exports"),
+            seeds=" ".join(str(s) for s in MAIN_SEEDS),
+            outs=lambda wildcards: " ".join(
+                shlex.quote(
+                    f"results/measure/student/{wildcards.variant}/{wildcards.task}/seed{s}"
+                )
+                for s in MAIN_SEEDS
+            ),
             request=measure_request(),
             opts=measure_options,
             int8=measure_int8_options(),
-            export=in_folder("export"),
-            out=out_folder,
         shell:
-            "python -m adabert measure --model-kind student --model {params.model:q}"
+            "python -m adabert measure --model-kind student --model {params.models}"
             " {params.request} {params.opts} {params.int8} --task {wildcards.task:q}"
-            " --variant {wildcards.variant:q} --seed {wildcards.seed}"
-            " --export-dir {params.export:q} --out-dir {params.out:q} > {log:q} 2>&1"
+            " --variant {wildcards.variant:q} --seed {params.seeds}"
+            " --export-dir {params.exports} --out-dir {params.outs} > {log:q} 2>&1"
 
     rule measure_teacher:
         """The teacher architecture, once per run: the first task's teacher on every engine and shape
@@ -239,13 +252,40 @@ if SIDE_BY_SIDE:
 
 if measure_combos() and MEASURE["repeat_check"]:
 
-    use rule measure_student as measure_student_repeat with:
+    rule measure_student_repeat:
+        """One student of the main variant measured a second time, by a job of its own."""
+        input:
+            unpack(measure_data()),
+            model=rules.retrain.output.model,
+            export=rules.export_student.output.summary,
         output:
             measure_files("results/measure/repeat/student/{variant}/{task}/seed{seed}"),
         log:
             "logs/measure/repeat/student/{variant}/{task}/seed{seed}.log",
         benchmark:
             "results/benchmarks_deploy/measure/repeat/student/{variant}/{task}/seed{seed}.tsv"
+        wildcard_constraints:
+            variant=re.escape(MAIN),
+        conda:
+            ENV
+        threads: MEASURE["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=measure_runtime(5),
+            cpu_bench=BENCH_UNITS,
+            gpu=measure_gpu(),
+        params:
+            model=in_folder("model"),
+            request=measure_request(),
+            opts=measure_options,
+            int8=measure_int8_options(),
+            export=in_folder("export"),
+            out=out_folder,
+        shell:
+            "python -m adabert measure --model-kind student --model {params.model:q}"
+            " {params.request} {params.opts} {params.int8} --task {wildcards.task:q}"
+            " --variant {wildcards.variant:q} --seed {wildcards.seed}"
+            " --export-dir {params.export:q} --out-dir {params.out:q} > {log:q} 2>&1"
 
     use rule measure_bert_base as measure_bert_base_repeat with:
         output:

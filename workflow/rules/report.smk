@@ -112,6 +112,8 @@ rule cost_table:
             "results/tables/cost.md", category="Cost", caption="../report/cost.rst"
         ),
         csv="results/tables/cost.csv",
+        # one row per job (stage, job, seconds, max_rss_mb): the source of per-job and per-variant costs
+        jobs="results/tables/cost_jobs.csv",
     log:
         "logs/tables/cost.log",
     conda:
