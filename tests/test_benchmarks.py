@@ -346,3 +346,43 @@ def test_supernet_proxy_scores_a_runs_architectures_with_inherited_weights(mrpc_
     best = rows[losses.index(min(losses))]
     assert task["chosen_by_proxy"] == {k: best[k] for k in ("variant", "sample", "retrained_main")}
     assert task["chosen_at_or_above_median"] == (best["retrained_main"] >= 70.0)
+
+
+def test_searched_vs_random_dev_reads_a_runs_retrains_and_searches(tmp_path):
+    """Known answers from a constructed run folder: the searched mean against the random median, the
+    fixed cell's mean, and per search its depth, kept convolutions and final op confidence; --targets
+    names exactly the retrains the report reads."""
+    from adabert.nas.genotype import fixed_genotype
+
+    results = tmp_path / "results"
+    ops = ["std_conv_3", "max_pool_3", "skip_connect", "none"]
+    values = {("main", 0): 70.0, ("main", 1): 74.0, ("random", 0): 71.0, ("random", 1): 73.0, ("random", 2): 80.0,
+              ("fixed-skip_connect", 0): 60.0, ("fixed-skip_connect", 1): 62.0}
+    for (variant, n), value in values.items():
+        folder = results / "retrain" / variant / "SST-2" / f"seed{n}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"main_value": value, "main_metric": "accuracy"}))
+    for seed, op in ((0, "std_conv_3"), (1, "max_pool_3")):
+        search = results / "search" / "main" / "SST-2" / f"seed{seed}"
+        search.mkdir(parents=True)
+        (search / "metrics.json").write_text(json.dumps({
+            "schedule": {"total_steps": 3000, "alpha_lr": 0.01}, "total_time_s": 12.0,
+            "final": {"max_op_prob_mean": 0.5 + seed / 10, "depth_max_prob": 0.9}}))
+        derive = results / "derive" / "main" / "SST-2" / f"seed{seed}"
+        derive.mkdir(parents=True)
+        genotype = fixed_genotype(op, 2, ops, nodes=3, width=16, k_max=4)
+        (derive / "genotype.json").write_text(json.dumps(genotype.to_dict()))
+    out = tmp_path / "report.json"
+    script = [sys.executable, str(REPO / "benchmarks/searched_vs_random_dev.py"), "--tasks", "SST-2"]
+    proc = subprocess.run([*script, "--results", f"long={results}", "--out", str(out)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    task = json.loads(out.read_text())["runs"]["long"]["tasks"]["SST-2"]
+    assert task["searched_mean"] == 72.0 and task["random_median"] == 73.0 and not task["at_or_above_median"]
+    assert (task["random_min"], task["random_max"]) == (71.0, 80.0)
+    assert task["fixed"]["fixed-skip_connect"]["mean"] == 61.0
+    assert [(s["depth"], s["convolutions_per_cell"], s["max_op_prob_mean"], s["steps"]) for s in task["searches"]] == [
+        (2, 6, 0.5, 3000), (2, 0, 0.6, 3000)]
+    listed = subprocess.run([*script, "--targets", "--samples", "3"], capture_output=True, text=True, timeout=300)
+    assert sorted(listed.stdout.split()) == sorted(
+        f"results/retrain/{v}/SST-2/seed{n}/metrics.json" for v, n in values)

@@ -109,7 +109,8 @@ def test_bad_teacher_recipe_names_its_key(recipe, message):
 @pytest.mark.parametrize("paths", [["config/config.yaml"], ["config/paper.yaml"], [".test/config.yaml"],
                                    ["config/config.yaml", "config/paper_tasks.yaml"],
                                    ["config/config.yaml", "config/studies.yaml"],
-                                   ["config/config.yaml", "config/random_uniform_depth.yaml"]])
+                                   ["config/config.yaml", "config/random_uniform_depth.yaml"],
+                                   ["config/config.yaml", "config/long_search.yaml"]])
 def test_shipped_configs_validate(paths):
     """Each complete setting alone, each overlay on the default (merged as Snakemake merges config files)."""
     cfg = config.load([REPO / p for p in paths])
@@ -118,6 +119,8 @@ def test_shipped_configs_validate(paths):
     assert cfg["baselines"]["random"]["depth"] == ("uniform" if "random_uniform_depth" in paths[-1] else "searched")
     if paths[0] == "config/config.yaml":
         assert cfg["baselines"]["random"]["samples"] == 5
+    if "config/long_search.yaml" in paths:  # 10x the default's search steps, every pass they need
+        assert cfg["search"]["steps"] == 3000 and cfg["search"]["max_passes"] == 16 and cfg["tasks"] == ["SST-2", "MNLI"]
     if "config/studies.yaml" in paths:  # the overlay's variants join the default's main variant
         assert {"main", "no_kd", "augmented"} <= set(cfg["variants"]) and cfg["variants"]["main"]["augment"] == ["CoLA"]
 
