@@ -1,7 +1,8 @@
-# Speed/size measurements, one job per model (the searched students: one job per task): a single `python -m adabert measure` process loads the
-# model once, exports its ONNX graphs once (a main student and the teacher: times its export stage's
-# graphs) and measures all its engines, devices and shapes (one JSON each, MEASURE_NAME). Every
-# measurement job holds the whole cpu_bench resource, so it runs alone (common.smk).
+# Speed/size measurements, one job per model (a task's searched students: one job for all seeds): a single
+# `python -m adabert measure` process loads the model once, exports its ONNX graphs once (a main student
+# and the teacher: times its export stage's graphs) and measures all its engines, devices and shapes (one
+# JSON each, MEASURE_NAME). Every measurement job holds the whole cpu_bench resource, so it runs alone
+# (common.smk).
 # The repeatability check (measure.repeat_check) measures BERT-base and one student a second time.
 
 
