@@ -53,9 +53,9 @@ def candidates(results: Path, task: str, seed: int) -> list[dict]:
               "retrain": results / "retrain" / "main" / task / f"seed{seed}"}]
     for variant in ("random", "fixed-skip_connect"):
         for folder in sorted((results / "architectures" / variant / task).glob("seed*")):
-            derive = io.read_json(folder / "derive.json")
-            if Path(derive.get("supernet", "")).resolve() != supernet.resolve() and not str(
-                    derive.get("supernet", "")).endswith(str(supernet.relative_to(results.parent))):
+            # the workflow records the supernet relative to the run's folder (the parent of results/)
+            source = results.parent / io.read_json(folder / "derive.json").get("supernet", "")
+            if source.resolve() != supernet.resolve():
                 continue
             found.append({"variant": variant, "sample": int(folder.name.removeprefix("seed")), "genotype": folder,
                           "retrain": results / "retrain" / variant / task / folder.name})

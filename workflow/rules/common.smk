@@ -121,6 +121,14 @@ def in_folder(name):
     return parent
 
 
+def out_folders(wildcards, output):
+    """Params function: the folders of the output files, in order, shell-quoted, space-separated (a job
+    writing several model folders)."""
+    return " ".join(
+        shlex.quote(d) for d in dict.fromkeys(os.path.dirname(f) for f in output)
+    )
+
+
 def out_stem(wildcards, output):
     """Params function: the path of the ``md`` output without extension (the table's output stem)."""
     return os.path.splitext(output.md)[0]
@@ -286,23 +294,6 @@ def random_measure_folders(task):
 
 
 MAIN_SEEDS = adabert_config.variant_seeds(config, MAIN)
-
-
-def main_students(name):
-    """Input function: the main variant's retrained students of a task (``name`` model: their weights;
-    export: their export summaries), in MAIN_SEEDS order."""
-    pattern = {
-        "model": "results/retrain/{v}/{t}/seed{s}/model.safetensors",
-        "export": "results/export/student/{v}/{t}/seed{s}/export.json",
-    }[name]
-
-    def files(wildcards):
-        return [
-            pattern.format(v=wildcards.variant, t=wildcards.task, s=s)
-            for s in MAIN_SEEDS
-        ]
-
-    return files
 
 
 def folders_of(name):

@@ -14,8 +14,14 @@ if measure_combos():
         Runtime engines time each student's export graphs)."""
         input:
             unpack(measure_data()),
-            models=main_students("model"),
-            exports=main_students("export"),
+            models=expand(
+                rules.retrain.output.model, seed=MAIN_SEEDS, allow_missing=True
+            ),
+            exports=expand(
+                rules.export_student.output.summary,
+                seed=MAIN_SEEDS,
+                allow_missing=True,
+            ),
         output:
             [
                 f
@@ -42,12 +48,7 @@ if measure_combos():
             models=folders_of("models"),
             exports=folders_of("exports"),
             seeds=" ".join(str(s) for s in MAIN_SEEDS),
-            outs=lambda wildcards: " ".join(
-                shlex.quote(
-                    f"results/measure/student/{wildcards.variant}/{wildcards.task}/seed{s}"
-                )
-                for s in MAIN_SEEDS
-            ),
+            outs=out_folders,
             request=measure_request(),
             opts=measure_options,
             int8=measure_int8_options(),
