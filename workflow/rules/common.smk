@@ -121,12 +121,16 @@ def in_folder(name):
     return parent
 
 
-def out_folders(wildcards, output):
-    """Params function: the folders of the output files, in order, shell-quoted, space-separated (a job
-    writing several model folders)."""
+def quoted_folders(files):
+    """The folders of ``files``, each once, in order, shell-quoted, space-separated."""
     return " ".join(
-        shlex.quote(d) for d in dict.fromkeys(os.path.dirname(f) for f in output)
+        shlex.quote(d) for d in dict.fromkeys(os.path.dirname(f) for f in files)
     )
+
+
+def out_folders(wildcards, output):
+    """Params function: the folders of the output files (a job writing several model folders)."""
+    return quoted_folders(output)
 
 
 def out_stem(wildcards, output):
@@ -297,10 +301,10 @@ MAIN_SEEDS = adabert_config.variant_seeds(config, MAIN)
 
 
 def folders_of(name):
-    """Params function: the folders of the named input files, shell-quoted, space-separated."""
+    """Params function: the folders of the named input files (one file per folder), shell-quoted."""
 
     def folders(wildcards, input):
-        return " ".join(shlex.quote(os.path.dirname(f)) for f in input[name])
+        return quoted_folders(input[name])
 
     return folders
 
