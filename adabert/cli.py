@@ -101,7 +101,8 @@ def _teacher_table(args):
     from adabert.report.teacher_table import write_teacher_table  # lazy: fast CLI start-up
 
     write_teacher_table([Path(p) for p in args.teachers], [Path(p) for p in args.probes],
-                        Path(args.out_md), Path(args.out_csv))
+                        Path(args.out_md), Path(args.out_csv),
+                        None if args.data is None else [Path(p) for p in args.data])
 
 
 def _search_table(args):
@@ -400,6 +401,8 @@ def _add_report_commands(sub) -> None:
     """The tables, the README section and the figures."""
     _add(sub, "teacher-table", _teacher_table, "table of every task's teacher and probes",
          ("--teachers", {"nargs": "+", **REQ}), ("--probes", {"nargs": "+", **REQ}),
+         ("--data", {"nargs": "+", "help": "Data folders (or their meta.json) of the tasks: adds the bootstrap "
+                     "interval of the best probe minus the head"}),
          ("--out-md", REQ), ("--out-csv", REQ))
     _add(sub, "search-table", _search_table, "table of searched architectures",
          ("--derived", {"nargs": "+", **REQ}), ("--out-md", REQ), ("--out-csv", REQ))

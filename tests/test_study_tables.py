@@ -175,17 +175,47 @@ def test_searched_vs_random_carries_the_fixed_cells(tmp_path):
 
 
 def _side_by_side(path, task, latencies):
-    """A side-by-side timing record of ``task``: {(variant, seed): ms}."""
+    """A side-by-side timing record of ``task``: {(variant, seed): ms, or (ms, fastest round, slowest round)}."""
     import json
 
-    latency = {"median_s": 0.1, "p25_s": 0.1, "p75_s": 0.1, "p90_s": 0.1, "mean_s": 0.1, "n_batches": 3,
-               "total_s": 0.3, "repeats": 3, "repeat_min_s": 0.1, "repeat_max_s": 0.1}
+    def latency(ms):
+        median, fastest, slowest = (ms, ms, ms) if isinstance(ms, float) else ms
+        return {"median_s": median / 1e3, "p25_s": 0.1, "p75_s": 0.1, "p90_s": 0.1, "mean_s": 0.1, "n_batches": 3,
+                "total_s": 0.3, "repeats": 3, "repeat_min_s": fastest / 1e3, "repeat_max_s": slowest / 1e3}
+
     path.write_text(json.dumps({
         "task": task, "engine": "torch", "device": "cpu", "batch": 128, "seq_len": 128, "threads": 2,
-        "models": [{"variant": v, "seed": s, "path": f"x/{v}{s}", "params": 10, "latency_ms": ms, "latency": latency}
+        "models": [{"variant": v, "seed": s, "path": f"x/{v}{s}", "params": 10,
+                    "latency_ms": ms if isinstance(ms, float) else ms[0], "latency": latency(ms)}
                    for (v, s), ms in latencies.items()],
         "settings": {}, "protocol": "interleaved", "machine": {}}))
     return path
+
+
+def test_pareto_verdict_beyond_timing_noise(tmp_path):
+    """A random architecture faster than the searched mean by its median but not in every round does not
+    dominate beyond noise; one whose slowest round beats the searched students' fastest rounds does."""
+    from adabert.report.random_study import write_random_study
+
+    rows = [_eff("main", "RTE", 0, 55.0, 10.0), _eff("main", "RTE", 1, 57.0, 10.0),  # mean 56.0
+            _eff("random", "RTE", 0, 58.0, 10.0), _eff("random", "RTE", 1, 60.0, 10.0),
+            _eff("random", "RTE", 2, 50.0, 10.0),
+            _eff("main", "MRPC", 0, 80.0, 10.0), _eff("random", "MRPC", 0, 81.0, 10.0)]
+    pd.DataFrame(rows).to_csv(tmp_path / "efficiency.csv", index=False)
+    rte = _side_by_side(tmp_path / "rte.json", "RTE", {
+        ("main", 0): (100.0, 80.0, 120.0), ("main", 1): (120.0, 100.0, 130.0),  # mean 110 ms, fastest rounds 90
+        ("random", 0): (95.0, 85.0, 100.0),   # faster by the median, its slowest round (100) above 90: noise
+        ("random", 1): (70.0, 60.0, 85.0),    # slowest round 85 < 90: clearly faster, and more accurate
+        ("random", 2): (20.0, 15.0, 25.0)})   # clearly faster, but less accurate
+    mrpc = _side_by_side(tmp_path / "mrpc.json", "MRPC", {("main", 0): (100.0, 90.0, 110.0),
+                                                          ("random", 0): (95.0, 92.0, 97.0)})
+    df = write_random_study(tmp_path / "efficiency.csv", "main", tmp_path / "vs", side_by_side=[rte, mrpc])
+    df = df.set_index("task")
+    assert df.loc["RTE", "dominating_samples"] == "0 1" and df.loc["RTE", "clearly_dominating_samples"] == "1"
+    assert df.loc["RTE", "dominated_beyond_timing_noise"]
+    assert df.loc["MRPC", "pareto_dominated"] and not df.loc["MRPC", "dominated_beyond_timing_noise"]
+    assert "Pareto-dominated on 2; beyond timing noise on 1 of the 2 tasks timed side by side." in (
+        tmp_path / "vs.md").read_text()
 
 
 def test_searched_vs_random_reads_latencies_timed_side_by_side(tmp_path):

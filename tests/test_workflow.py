@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -251,6 +252,10 @@ def test_smoke_run_of_the_real_workflow(smoke_run, glue_dir):
             "train_examples_per_s"} <= set(table.columns)
     probes = table[[c for c in table.columns if c.startswith("probe_L")]]
     assert (table["best_probe_value"] == probes.max(axis=1)).all()
+    # the best probe minus the head, recomputed from the saved dev logits, inside its bootstrap interval
+    assert np.allclose(table["best_probe_minus_head"], table["best_probe_value"] - table["value"])
+    assert (table["best_probe_minus_head_ci_low"] <= table["best_probe_minus_head"]).all()
+    assert (table["best_probe_minus_head"] <= table["best_probe_minus_head_ci_high"]).all()
     # the smoke caps, of the rows of the dev files (the full copy: 408 and 1,500)
     assert set(table["split_kind"]) == {f"dev subset (48 of {n_rows(glue_dir / task / 'dev.tsv'):,})"
                                         for task in ("MRPC", "STS-B")}
@@ -340,6 +345,7 @@ def check_study_tables(root: Path) -> None:
     assert set(side) == {("main", 0), ("random", 0)} and bool(vs_random.loc["MRPC", "latency_same_job"])
     assert vs_random.loc["MRPC", "searched_latency_ms"] == pytest.approx(side[("main", 0)])
     assert vs_random.loc["MRPC", "random_latency_median_ms"] == pytest.approx(side[("random", 0)])
+    assert vs_random.loc["MRPC", "dominated_beyond_timing_noise"] in (True, False)
 
     ablations = pd.read_csv(paper / "ablations.csv").set_index(["variant", "task"])
     assert set(ablations.index) == {("main", "MRPC"), ("beta_0", "MRPC"), ("augmented", "MRPC")}

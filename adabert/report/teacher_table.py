@@ -8,17 +8,23 @@ import pandas as pd
 
 from adabert.errors import AdabertError
 from adabert.io import read_json
+from adabert.report.head_vs_probes import CONFIDENCE, best_probe_vs_head
 from adabert.report.common import split_label, write_table
 
 
-def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path]) -> pd.DataFrame:
-    probes_by_task = {}
-    for pdir in probe_dirs:
-        pdir = pdir if pdir.is_dir() else pdir.parent
-        probes_by_task[pdir.name] = read_json(pdir / "probes.json")
+def _folder(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path], data_dirs: list[Path] | None = None) -> pd.DataFrame:
+    """One row per (task, eval split). With ``data_dirs`` (the Data folders, matched to the teachers by
+    folder name as the probes are) the best probe's difference to the head gets a bootstrap interval."""
+    probe_folders = {_folder(p).name: _folder(p) for p in probe_dirs}
+    probes_by_task = {name: read_json(folder / "probes.json") for name, folder in probe_folders.items()}
+    data_by_task = {_folder(d).name: _folder(d) for d in data_dirs or []}
     rows = []
     for tdir in teacher_dirs:
-        tdir = tdir if tdir.is_dir() else tdir.parent
+        tdir = _folder(tdir)
         m = read_json(tdir / "metrics.json")
         task = m["task"]
         for split, metrics in m["eval"].items():
@@ -47,13 +53,25 @@ def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path]) -> pd.DataFra
             # layer's probe beating the head is the sign of an under-trained teacher
             last = f"probe_L{max(layer['layer'] for layer in probes['layers'])}"
             row["head_beats_intermediate_probes"] = row["value"] >= max(v for k, v in values.items() if k != last)
+            if data_dirs is not None:
+                row.update(_probe_difference(data_by_task, task, tdir, probe_folders[task], split, row))
             row.update(values)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_teacher_table(teacher_dirs: list[Path], probe_dirs: list[Path], md_path: Path, csv_path: Path) -> pd.DataFrame:
-    df = teacher_rows(teacher_dirs, probe_dirs)
+def _probe_difference(data_by_task: dict[str, Path], task: str, teacher_dir: Path, probes_dir: Path, split: str,
+                      row: dict) -> dict:
+    if task not in data_by_task:
+        raise AdabertError(f"no Data folder for task {task} among {sorted(data_by_task)}")
+    ci = best_probe_vs_head(data_by_task[task], teacher_dir, probes_dir, split, row["best_probe_layer"], row["value"])
+    return {"best_probe_minus_head": ci["difference"], "best_probe_minus_head_ci_low": ci["ci_low"],
+            "best_probe_minus_head_ci_high": ci["ci_high"], "probe_better_beyond_noise": ci["ci_low"] > 0}
+
+
+def write_teacher_table(teacher_dirs: list[Path], probe_dirs: list[Path], md_path: Path, csv_path: Path,
+                        data_dirs: list[Path] | None = None) -> pd.DataFrame:
+    df = teacher_rows(teacher_dirs, probe_dirs, data_dirs)
     models = sorted({read_json((t if t.is_dir() else t.parent) / "metrics.json")["model"] for t in teacher_dirs})
     notes = [
         f"Teacher model: {', '.join(models)}. Metrics in percent points on each task's evaluation split.",
@@ -64,5 +82,14 @@ def write_teacher_table(teacher_dirs: list[Path], probe_dirs: list[Path], md_pat
         "head_beats_probes: the fine-tuned head >= every probe; head_beats_intermediate_probes: >= every probe but the "
         "last layer's (which re-fits a linear head on the same fine-tuned features).",
     ]
+    if "best_probe_minus_head" in df:
+        beyond = df.loc[df["probe_better_beyond_noise"], "task"].tolist()
+        notes.append(
+            f"best_probe_minus_head: the best probe's main metric minus the head's on the same rows, with a "
+            f"{CONFIDENCE:.0%} paired percentile bootstrap interval (ci_low, ci_high; 1,000 resamples of the rows, "
+            "seeded); the best probe is chosen on these rows, which favours it. probe_better_beyond_noise: the "
+            "whole interval is above zero. "
+            + (f"A probe is better beyond noise on {', '.join(beyond)}." if beyond
+               else "No probe is better than the head beyond noise on any row of this table."))
     write_table(df, md_path, csv_path, "Teachers", notes)
     return df

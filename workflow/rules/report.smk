@@ -1,8 +1,12 @@
 rule teacher_table:
-    """Every task's teacher dev metrics, size, training time and per-layer probe metrics."""
+    """Every task's teacher dev metrics, size, training time and per-layer probe metrics.
+
+    The best probe minus the head gets a bootstrap interval from the saved dev logits and the labels.
+    """
     input:
         teachers=TEACHER_METRICS,
         probes=TEACHER_PROBES,
+        data=TEACHER_DATA,
     output:
         md=report(
             "results/tables/teacher.md",
@@ -16,6 +20,7 @@ rule teacher_table:
         ENV
     shell:
         "python -m adabert teacher-table --teachers {input.teachers:q} --probes {input.probes:q}"
+        " --data {input.data:q}"
         " --out-md {output.md:q} --out-csv {output.csv:q} > {log:q} 2>&1"
 
 

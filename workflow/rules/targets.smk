@@ -11,9 +11,10 @@ def run_files(pattern, variants=None, **extra):
     ]
 
 
-# Teachers and their probes, one per task.
+# Teachers, their probes and their Data folders, one per task.
 TEACHER_METRICS = [f"results/teacher/{t}/metrics.json" for t in TASKS]
 TEACHER_PROBES = [f"results/probes/{t}/probes.json" for t in TASKS]
+TEACHER_DATA = [f"results/data/{t}/meta.json" for t in TASKS]
 
 # Searched students: every (variant, task, seed) run, and the main variant's runs.
 DERIVED = run_files("results/derive/{variant}/{task}/seed{seed}/genotype.json")
