@@ -18,10 +18,11 @@ import pandas as pd
 from adabert.errors import AdabertError
 from adabert.io import atomic_path, read_json
 from adabert.nas.genotype import Genotype
+from adabert.report.common import folder_of
 
 
 def _identity(path: Path) -> tuple[str, int, Genotype]:
-    folder = path if path.is_dir() else path.parent
+    folder = folder_of(path)
     summary = read_json(folder / "derive.json")
     search = read_json(Path(summary["search_dir"]) / "metrics.json")
     return search["task"], int(search["seed"]), Genotype.from_dict(summary["genotype"], str(folder))

@@ -21,6 +21,12 @@ MARK_NOTES = {
 }
 
 
+def folder_of(path: str | Path) -> Path:
+    """A stage folder given as itself or as one of its files (the workflow passes files)."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
 def split_label(split: str, provenance: dict) -> str:
     """How a table names an evaluation split: official dev, a subset of it ("dev subset (n of N)": a
     seeded cap or a partial local copy), or a held-out carve-out of the training data."""

@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 from adabert.errors import AdabertError  # noqa: E402
 from adabert.io import atomic_path, read_json  # noqa: E402
 from adabert.nas.genotype import Genotype  # noqa: E402
-from adabert.report.common import BASELINE_LABELS  # noqa: E402
+from adabert.report.common import BASELINE_LABELS, folder_of  # noqa: E402
 
 SHORT_OPS = {
     "std_conv_3": "conv3", "std_conv_5": "conv5", "std_conv_7": "conv7",
@@ -306,7 +306,7 @@ def write_figures(derive_dirs: list[Path], probe_files: list[Path], out_dir: Pat
     variant's first seed); the speedup figure shows the main variant's students."""
     out_dir = Path(out_dir)
     genotypes, histories = {}, {}
-    for d in sorted(Path(p) if Path(p).is_dir() else Path(p).parent for p in derive_dirs):
+    for d in sorted(folder_of(p) for p in derive_dirs):
         summary = read_json(d / "derive.json")
         search = read_json(Path(summary["search_dir"]) / "metrics.json")
         if search["variant"] != main_variant:
@@ -318,8 +318,7 @@ def write_figures(derive_dirs: list[Path], probe_files: list[Path], out_dir: Pat
         histories[key] = read_json(Path(summary["search_dir"]) / "alpha_history.json")
     probes = {}
     for p in probe_files:
-        p = Path(p)
-        folder = p if p.is_dir() else p.parent
+        folder = folder_of(p)
         probes[folder.name] = read_json(folder / "probes.json")
     written = [out_dir / "searched_cells.png", out_dir / "search_dynamics.png", out_dir / "probes.png"]
     searched_cell_figure(genotypes, out_dir / "searched_cells")

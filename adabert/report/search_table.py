@@ -9,7 +9,7 @@ import pandas as pd
 
 from adabert.io import read_json
 from adabert.nas.genotype import Genotype
-from adabert.report.common import split_label, write_table
+from adabert.report.common import folder_of, split_label, write_table
 
 
 def _cell_text(genotype: dict) -> str:
@@ -22,7 +22,7 @@ def _cell_text(genotype: dict) -> str:
 def search_rows(derived: list[Path]) -> pd.DataFrame:
     rows = []
     for path in derived:
-        folder = path if path.is_dir() else path.parent
+        folder = folder_of(path)
         summary = read_json(folder / "derive.json")
         search = read_json(Path(summary["search_dir"]) / "metrics.json")
         genotype = summary["genotype"]

@@ -9,22 +9,18 @@ import pandas as pd
 from adabert.errors import AdabertError
 from adabert.io import read_json
 from adabert.report.head_vs_probes import CONFIDENCE, best_probe_vs_head
-from adabert.report.common import split_label, write_table
-
-
-def _folder(path: Path) -> Path:
-    return path if path.is_dir() else path.parent
+from adabert.report.common import folder_of, split_label, write_table
 
 
 def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path], data_dirs: list[Path] | None = None) -> pd.DataFrame:
     """One row per (task, eval split). With ``data_dirs`` (the Data folders, matched to the teachers by
     folder name as the probes are) the best probe's difference to the head gets a bootstrap interval."""
-    probe_folders = {_folder(p).name: _folder(p) for p in probe_dirs}
+    probe_folders = {folder_of(p).name: folder_of(p) for p in probe_dirs}
     probes_by_task = {name: read_json(folder / "probes.json") for name, folder in probe_folders.items()}
-    data_by_task = {_folder(d).name: _folder(d) for d in data_dirs or []}
+    data_by_task = {folder_of(d).name: folder_of(d) for d in data_dirs or []}
     rows = []
     for tdir in teacher_dirs:
-        tdir = _folder(tdir)
+        tdir = folder_of(tdir)
         m = read_json(tdir / "metrics.json")
         task = m["task"]
         for split, metrics in m["eval"].items():
@@ -72,7 +68,7 @@ def _probe_difference(data_by_task: dict[str, Path], task: str, teacher_dir: Pat
 def write_teacher_table(teacher_dirs: list[Path], probe_dirs: list[Path], md_path: Path, csv_path: Path,
                         data_dirs: list[Path] | None = None) -> pd.DataFrame:
     df = teacher_rows(teacher_dirs, probe_dirs, data_dirs)
-    models = sorted({read_json((t if t.is_dir() else t.parent) / "metrics.json")["model"] for t in teacher_dirs})
+    models = sorted({read_json(folder_of(t) / "metrics.json")["model"] for t in teacher_dirs})
     notes = [
         f"Teacher model: {', '.join(models)}. Metrics in percent points on each task's evaluation split.",
         "split_kind 'dev' = the official GLUE dev set; 'held-out split, not official dev' = carved out of the "
