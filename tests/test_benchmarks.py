@@ -386,3 +386,33 @@ def test_searched_vs_random_dev_reads_a_runs_retrains_and_searches(tmp_path):
     listed = subprocess.run([*script, "--targets", "--samples", "3"], capture_output=True, text=True, timeout=300)
     assert sorted(listed.stdout.split()) == sorted(
         f"results/retrain/{v}/SST-2/seed{n}/metrics.json" for v, n in values)
+
+
+def test_uncapped_cells_derives_the_selected_round_with_and_without_the_cap(mrpc_searched, tmp_path):
+    """Without a cap the uncapped cell is the derive stage's own genotype; with a cap of 0 the capped cell
+    has no parameter-free edge while the uncapped count stays that of the logits."""
+    import shutil
+
+    from adabert.nas.genotype import parameter_free_count
+
+    results = tmp_path / "results"
+    searches = {"none": None, "zero": 0}
+    for name, cap in searches.items():
+        folder = results / "search" / "main" / name / "seed0"
+        shutil.copytree(mrpc_searched["root"] / "search", folder)
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg["search"]["max_parameter_free"] = cap
+        (folder / "config.json").write_text(json.dumps(cfg))
+    out = tmp_path / "uncapped.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/uncapped_cells.py"), "--results", str(results),
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["task"]: r for r in json.loads(out.read_text())["searches"]}
+    derived = json.loads((mrpc_searched["root"] / "derive" / "genotype.json").read_text())
+    cell = [[[e["input"], e["op"]] for e in node] for node in derived["nodes"]]
+    expected = parameter_free_count([[tuple(e) for e in node] for node in cell])
+    assert rows["none"]["cell_uncapped"] == cell and rows["zero"]["cell_uncapped"] == cell
+    assert rows["none"]["parameter_free"] == rows["none"]["parameter_free_uncapped"] == expected
+    assert rows["zero"]["parameter_free"] == 0 and rows["zero"]["parameter_free_uncapped"] == expected
+    assert rows["none"]["edges"] == sum(len(node) for node in cell)
+    assert expected > 0, "the small search kept no parameter-free edge: the cap of 0 would test nothing"
