@@ -5,7 +5,9 @@ a teacher, a baseline folder of :mod:`adabert.baselines`; the kind comes from ``
 folder's files) with dynamic batch and sequence axes, verifies ONNX Runtime against PyTorch on real dev
 batches (max abs diff <= 1e-4, else an error), quantises it to int8 and evaluates torch, ONNX fp32 and
 every ONNX int8 graph on the dev split: ``{kind}.onnx``, ``{kind}.int8.onnx``, ``export.json``,
-``config.json``.
+``config.json``. A teacher trained in fp32 is not run through PyTorch again: its folder's dev logits (the
+teacher stage's forward of the same weights) are the PyTorch reference (``torch_reference`` in
+``export.json``).
 
 int8 (``measure.int8``, :mod:`adabert.measure.quantize`): ``static`` = QDQ static quantisation calibrated
 on ``measure.calibration_examples`` rows of the task's training split (never the dev rows it is evaluated
@@ -52,8 +54,10 @@ class Exported:
         return next(iter(self.int8))
 
 
-def dev_tensors(data: artifacts.DataFolder, layout: InputLayout) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """The main dev split's ``layout`` tensors, rows sorted by length (stable), and its labels.
+def dev_tensors(data: artifacts.DataFolder, layout: InputLayout
+                ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """The main dev split's ``layout`` tensors, rows sorted by length (stable), its labels, and the order
+    (``order[i]`` = the file row of sorted row ``i``).
 
     Batches of similar length, each trimmed to its longest row, make the check cover many sequence
     lengths and batch sizes of the dynamic axes with real dev inputs.
@@ -69,7 +73,7 @@ def dev_tensors(data: artifacts.DataFolder, layout: InputLayout) -> tuple[dict[s
     order = torch.argsort(lengths, stable=True)
     tensors = {k: v[order] for k, v in tensors.items() if v.dim() >= 1 and v.shape[0] == order.shape[0]}
     labels = tensors["labels"].float() if data.spec.is_regression else tensors["labels"].long()
-    return tensors, labels
+    return tensors, labels, order
 
 
 def dev_batches(layout: InputLayout, tensors: dict[str, torch.Tensor], batch_size: int) -> list[dict[str, torch.Tensor]]:
@@ -90,15 +94,31 @@ def _onnx_logits(session, batches: list[dict[str, torch.Tensor]]) -> np.ndarray:
     return np.concatenate([session.run(None, onnx_export.numpy_inputs(session, b))[0] for b in batches])
 
 
+def saved_torch_logits(kind: ModelKind, model_dir: Path, data: artifacts.DataFolder,
+                       order: torch.Tensor) -> np.ndarray | None:
+    """The teacher stage's own dev logits of ``model_dir`` in ``order``, if it is a teacher folder trained
+    and labelled in fp32 (the PyTorch forward of the very weights exported: a second pass would repeat
+    it); None for any other kind or precision (the export then runs PyTorch itself)."""
+    metrics_path = model_dir / "metrics.json"
+    if kind.name != "teacher" or not (model_dir / artifacts.LOGITS_FILE).is_file() or not metrics_path.is_file():
+        return None
+    if io.read_json(metrics_path).get("precision") != "fp32":
+        return None
+    saved = artifacts.read_teacher_logits(model_dir, data.main_split, int(order.shape[0]), data.num_labels)
+    return saved[order].numpy()
+
+
 def export_and_check(module, kind: ModelKind, batches: list[dict[str, torch.Tensor]], out_dir: Path, threads: int,
-                     where: str, int8_mode: str = "auto", calibration: list | None = None) -> Exported:
+                     where: str, int8_mode: str = "auto", calibration: list | None = None,
+                     torch_reference: np.ndarray | None = None) -> Exported:
     """Write ``{kind}.onnx`` and its int8 graphs (``int8_mode``; static ones calibrated on ``calibration``)
     into ``out_dir``; the fp32 graph must reproduce the PyTorch logits of every batch within
-    :data:`ONNX_TOLERANCE` (``where`` names the data in the error)."""
+    :data:`ONNX_TOLERANCE` (``where`` names the data in the error). ``torch_reference``: those logits
+    already computed (rows in batch order); None runs ``module`` on every batch."""
     input_names = list(kind.layout.input_names)
     fp32 = onnx_export.export_onnx(module, batches[0], out_dir / f"{kind.name}.onnx", input_names=input_names)
     session = onnx_export.ort_session(fp32, threads=threads)
-    torch_out = _torch_logits(module, batches)
+    torch_out = _torch_logits(module, batches) if torch_reference is None else torch_reference
     onnx_out = _onnx_logits(session, batches)
     diff = float(np.max(np.abs(torch_out.astype(np.float64) - onnx_out.astype(np.float64))))
     if not np.isfinite(diff) or diff > ONNX_TOLERANCE:
@@ -189,19 +209,22 @@ def run_export(cfg: dict, task: str, model_dir: str | os.PathLike, data_dir: str
     start = time.perf_counter()
     data = artifacts.read_data(data_dir)
     model_kind = export_kind(kind, model_dir)
-    tensors, labels = dev_tensors(data, model_kind.layout)
+    tensors, labels, order = dev_tensors(data, model_kind.layout)
     calibration = calibration_info = None
     if "static" in quantize.modes_of(int8_mode):
         calibration, calibration_info = quantize.calibration_from_data(
             data_dir, model_kind.layout, int(measure_cfg.get("calibration_examples") or 256))
     module = model_kind.under_test(model_dir).module.cpu().eval()
     batches = dev_batches(model_kind.layout, tensors, batch_size)
+    reference = saved_torch_logits(model_kind, model_dir, data, order)
     with io.atomic_dir(out_dir) as tmp:
         exported = export_and_check(module, model_kind, batches, tmp, threads,
                                     where=f"the {data.main_split} split of {data_dir}", int8_mode=int8_mode,
-                                    calibration=calibration)
+                                    calibration=calibration, torch_reference=reference)
         summary = export_summary(task, model_kind, model_dir, data, labels, batches, batch_size, exported, threads,
                                  start, int8_requested=int8_mode, calibration_info=calibration_info)
+        summary["torch_reference"] = ("the teacher stage's saved fp32 dev logits" if reference is not None
+                                      else "a PyTorch pass of the export")
         io.write_json(tmp / "export.json", summary)
         io.write_json(tmp / "config.json", cfg)
     main = summary["main_metric"]

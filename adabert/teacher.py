@@ -102,7 +102,8 @@ def load_model(name: str, data: artifacts.DataFolder, splits: dict[str, dict[str
 def fine_tune(cfg: dict, task: str, data: artifacts.DataFolder, splits: dict, model: nn.Module,
               device: torch.device) -> tuple[dict, dict[str, torch.Tensor]]:
     """Fine-tune on (a seeded subsample of, ``teacher.max_train_examples``) the training rows with the
-    shared loop; the training record and the fine-tuning rows."""
+    shared loop; the training record and the fine-tuning rows. Each evaluation is a labelling pass, so the
+    record's ``outputs`` hold the kept epoch's dev logits and probe inputs."""
     tcfg = cfg["teacher"]
     n_all = int(splits["train"]["labels"].shape[0])
     keep = subsample_indices(n_all, tcfg.get("max_train_examples"), int(cfg["data"].get("seed", 0)))
@@ -117,7 +118,7 @@ def fine_tune(cfg: dict, task: str, data: artifacts.DataFolder, splits: dict, mo
     record = training.fit(
         model, train=train, evals={s: splits[s] for s in data.eval_splits}, spec=data.spec,
         main_split=data.main_split, step=teacher_step(data.regression),
-        predict=lambda m, split: predict(m, split, eval_bs, device, "logits", recipe.precision), recipe=recipe,
+        predict=lambda m, split: label(m, split, eval_bs, device, "label dev", recipe.precision), recipe=recipe,
         label=f"teacher {task}", device=device,
         groups=training.transformer_param_groups([model], recipe.weight_decay))
     return record, train
@@ -147,7 +148,9 @@ def train_teacher(cfg: dict, task: str, data_dir: str | os.PathLike, out_dir: st
     model.to(device)
     t0 = time.perf_counter()
     eval_bs = int(tcfg["eval_batch_size"])
-    labelled = {s: label(model, t, eval_bs, device, f"label {s}", record["precision"]) for s, t in splits.items()}
+    # the dev splits were labelled by the evaluation of the kept epoch (same weights, same pass)
+    labelled = {"train": label(model, splits["train"], eval_bs, device, "label train", record["precision"]),
+                **{s: record["outputs"][s] for s in data.eval_splits}}
     label_time = time.perf_counter() - t0
     model.cpu()
     train_time = record["train_time_s"]
@@ -168,7 +171,7 @@ def train_teacher(cfg: dict, task: str, data_dir: str | os.PathLike, out_dir: st
         "n_train": int(train["labels"].shape[0]),
         "n_labelled": n_labelled,
         "label_time_s": round(label_time, 3),
-        "label_examples_per_s": round(sum(t["labels"].shape[0] for t in splits.values()) / label_time, 3),
+        "label_examples_per_s": round(n_labelled / label_time, 3),
         "epochs": float(tcfg["epochs"]),
         "learning_rate": float(tcfg["learning_rate"]),
         "init_from": tcfg.get("init_from"),

@@ -41,7 +41,9 @@ from adabert.errors import AdabertError
 log = logging.getLogger(__name__)
 
 Step = Callable[[nn.Module, dict[str, torch.Tensor]], dict[str, torch.Tensor]]
-Predict = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
+# The logits ``[N, C]`` of an eval split, or ``(logits, extra)`` where the evaluation also yields what a
+# later pass would otherwise recompute (the teacher's probe inputs); the record keeps the best epoch's.
+Predict = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
 Order = Callable[[int, int, torch.Generator, int], Iterator[torch.Tensor]]
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -195,8 +197,10 @@ def select_best(best: dict | None, epoch: int, value: float, **payload) -> dict:
 
 
 def _evaluate(model: nn.Module, evals: dict, spec: tasks_mod.TaskSpec, predict: Predict) -> tuple[dict, dict]:
-    logits = {s: predict(model, t) for s, t in evals.items()}
-    return logits, {s: metrics_mod.compute(spec, logits[s], evals[s]["labels"]) for s in evals}
+    """``predict``'s output per eval split and the metrics of its logits."""
+    outputs = {s: predict(model, t) for s, t in evals.items()}
+    logits = {s: out[0] if isinstance(out, tuple) else out for s, out in outputs.items()}
+    return outputs, {s: metrics_mod.compute(spec, logits[s], evals[s]["labels"]) for s in evals}
 
 
 def _train_epoch(model: nn.Module, modules: list[nn.Module], train: dict, step: Step, batches: Iterator[torch.Tensor],
@@ -243,10 +247,10 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     ``train`` holds row-aligned tensors (``labels`` included); each step sees ``{key: rows of the batch}``
     on ``device`` and ``step(model, batch)`` returns the loss components (``loss`` is minimised, every
     component is averaged into the history). ``predict(model, split)`` gives the logits ``[N, C]`` (CPU,
-    row order) of an eval split in eval mode. ``groups``: the optimiser's parameter groups (default
+    row order) of an eval split in eval mode, or ``(logits, extra)``. ``groups``: the optimiser's parameter groups (default
     :func:`param_groups` of the model and ``extra_modules``, e.g. auxiliary heads trained along).
     The record: ``best_epoch``, ``main_value``, ``eval`` (metrics of the best epoch), ``logits`` (its
-    eval logits), ``history``, ``train_time_s``, ``epochs``, ``examples_seen``, ``steps``, ``max_steps``,
+    eval logits), ``outputs`` (what ``predict`` returned for it), ``history``, ``train_time_s``, ``epochs``, ``examples_seen``, ``steps``, ``max_steps``,
     ``passes`` (examples seen / training rows), ``peak_rss_mb``.
     """
     n_train = int(train["labels"].shape[0])
@@ -280,16 +284,18 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
                 history.append(stats)
                 log.info("%s epoch %d: loss %.4f (%.1f s)", label, epoch, stats["loss"], epoch_time)
                 continue
-            logits, eval_metrics = _evaluate(model, evals, spec, predict)
+            outputs, eval_metrics = _evaluate(model, evals, spec, predict)
             main = float(eval_metrics[main_split][spec.main_metric])
             history.append(stats | {"eval": eval_metrics, "main_value": main})
             log.info("%s epoch %d: loss %.4f, %s %s %.2f (%.1f s)", label, epoch, history[-1]["loss"], main_split,
                      spec.main_metric, main, epoch_time)
-            best = select_best(best, epoch, main, state=copy.deepcopy(model.state_dict()), logits=logits,
+            best = select_best(best, epoch, main, state=copy.deepcopy(model.state_dict()), outputs=outputs,
                                eval=eval_metrics)
     model.load_state_dict(best["state"])
     model.cpu().eval()
-    return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"], "logits": best["logits"],
+    logits = {s: out[0] if isinstance(out, tuple) else out for s, out in best["outputs"].items()}
+    return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"], "logits": logits,
+            "outputs": best["outputs"],
             "history": history, "train_time_s": train_time, "epochs": recipe.epochs, "examples_seen": seen,
             "steps": total, "max_steps": recipe.max_steps, "passes": seen / n_train, "peak_rss_mb": peak_rss_mb(), "precision": precision,
             "select": recipe.select}

@@ -215,6 +215,34 @@ def test_teacher_export(student, tmp_path):
     assert summary["max_abs_diff_fp32"] <= 1e-4
     teacher = io.read_json(Path(student["teacher_dir"]) / "metrics.json")
     assert summary["main"]["torch"] == pytest.approx(teacher["eval"]["dev"]["f1"], abs=1e-6)
+    assert summary["torch_reference"] == "the teacher stage's saved fp32 dev logits"
+
+
+def test_teacher_export_checks_onnx_against_the_saved_logits(student, tmp_path):
+    """The fp32 teacher's saved dev logits stand in for the PyTorch pass and are checked: logits moved by
+    0.01 fail the 1e-4 check; a teacher not trained in fp32 gets its own PyTorch pass (same metric)."""
+    from safetensors.torch import load_file, save_file
+
+    src = Path(student["teacher_dir"])
+
+    def teacher_copy(name: str, precision: str, shift: float) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model").symlink_to(src / "model", target_is_directory=True)
+        metrics = io.read_json(src / "metrics.json")
+        io.write_json(folder / "metrics.json", metrics | {"precision": precision})
+        logits = load_file(src / "logits.safetensors")
+        save_file({k: v + shift if k == "dev" else v for k, v in logits.items()}, folder / "logits.safetensors")
+        return folder
+
+    cfg = {"measure": {"threads": 1, "int8": "dynamic"}}
+    with pytest.raises(AdabertError, match="differ from PyTorch"):
+        run_export(cfg, "MRPC", teacher_copy("moved", "fp32", 0.01), student["data_dir"], tmp_path / "m", 32)
+    assert not (tmp_path / "m").exists()
+    bf16 = run_export(cfg, "MRPC", teacher_copy("bf16", "bf16", 0.01), student["data_dir"], tmp_path / "b", 32)
+    assert bf16["torch_reference"] == "a PyTorch pass of the export" and bf16["max_abs_diff_fp32"] <= 1e-4
+    teacher = io.read_json(src / "metrics.json")
+    assert bf16["main"]["torch"] == pytest.approx(teacher["eval"]["dev"]["f1"], abs=1e-6)
 
 
 

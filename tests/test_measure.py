@@ -424,7 +424,7 @@ def test_static_int8_teacher_on_real_rows(mrpc_small, tmp_path):
     made = quantize.quantize_static_int8(fp32, tmp_path / "t.int8.onnx", batches)
     assert made["calibration_rows"] == 64
     data = read_data(mrpc_small["data_dir"])
-    tensors, _ = dev_tensors(data, PACKED)
+    tensors, _, _ = dev_tensors(data, PACKED)
     dev = dev_batches(PACKED, tensors, 32)
     s32, s8 = ort_session(fp32), ort_session(tmp_path / "t.int8.onnx")
     ref = np.concatenate([s32.run(None, {k: v.numpy() for k, v in b.items()})[0] for b in dev])

@@ -79,6 +79,31 @@ def test_select_final_evaluates_once_and_keeps_the_last_weights():
         run_fit(training.Recipe(epochs=1, batch_size=8, learning_rate=0.1, select="last"))
 
 
+def test_fit_keeps_the_best_epochs_extra_outputs():
+    """A predict that returns (logits, extra): the record keeps the extra of the epoch it restores (here
+    the middle one), not the last epoch's; the teacher's dev probe inputs come from there."""
+    calls = []
+
+    def predict_with_extra(model, split):
+        epoch = len(calls)
+        calls.append(epoch)
+        right = F.one_hot(split["labels"], 2).float()
+        logits = right if epoch == 1 else 1 - right  # only the middle epoch is correct
+        return logits, torch.full((split["labels"].shape[0], 3), float(epoch))
+
+    torch.manual_seed(0)
+    train, evals = toy_task()
+    record = training.fit(nn.Linear(4, 2), train=train, evals=evals, spec=get_task("SST-2"), main_split="dev",
+                          step=step, predict=predict_with_extra, recipe=training.Recipe(epochs=3, batch_size=8,
+                                                                                        learning_rate=0.1),
+                          label="toy", device=torch.device("cpu"))
+    assert record["best_epoch"] == 1 and record["main_value"] == 100.0 and calls == [0, 1, 2]
+    logits, extra = record["outputs"]["dev"]
+    assert torch.equal(record["logits"]["dev"], logits)
+    assert torch.equal(logits, F.one_hot(evals["dev"]["labels"], 2).float())
+    assert extra.shape == (32, 3) and bool((extra == 1.0).all())
+
+
 def test_fit_is_deterministic_and_the_seed_matters():
     _, a = run_fit(training.Recipe(epochs=2, batch_size=8, learning_rate=0.05, seed=3))
     _, b = run_fit(training.Recipe(epochs=2, batch_size=8, learning_rate=0.05, seed=3))
