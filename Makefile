@@ -20,14 +20,15 @@ run: $(STAMP)
 
 # the README's results section from the last run's outputs (paper/README_results.md), and the run's
 # tables that are committed beside it copied into docs/results (teacher, search, efficiency, cost and its
-# per-job rows, the searched-vs-random study and task adaptivity)
+# per-job rows, the searched-vs-random study, task adaptivity and the scorecard)
 RUN_TABLES := $(foreach t,teacher search efficiency cost,results/tables/$(t).csv results/tables/$(t).md) \
 	results/tables/cost_jobs.csv \
-	$(foreach t,searched_vs_random task_adaptivity,paper/tables/$(t).csv paper/tables/$(t).md)
+	$(foreach t,searched_vs_random task_adaptivity scorecard,paper/tables/$(t).csv paper/tables/$(t).md)
 # Only the table, figure and README rules may run: a stage output is never recomputed (a config that
 # differs from the run's, e.g. no ADABERT_GLUE_DIR, changes no result), and a missing one is an error.
 REPORT_RULES := teacher_table search_table task_adaptivity searched_vs_random cost_table figures main_table \
-	efficiency_summary efficiency_table ablation_table transfer_table seed_table repeatability_table readme_section
+	efficiency_summary efficiency_table ablation_table transfer_table seed_table repeatability_table scorecard \
+	readme_section
 readme: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" snakemake --cores 1 --rerun-triggers mtime --allowed-rules $(REPORT_RULES) \
 		-- paper/README_results.md $(RUN_TABLES)

@@ -125,6 +125,17 @@ def _random_study(args):
                        side_by_side=[Path(p) for p in args.side_by_side or []])
 
 
+def _scorecard(args):
+    from adabert.report.scorecard import write_scorecard  # lazy: fast CLI start-up
+
+    def path(value):
+        return Path(value) if value else None
+
+    write_scorecard(Path(args.targets), Path(args.teacher), Path(args.out), search_csv=path(args.search),
+                    adaptivity_csv=path(args.adaptivity), study_csv=path(args.random), cost_csv=path(args.cost),
+                    main_variant=args.main_variant)
+
+
 def _cost_table(args):
     from adabert.report.cost_table import write_cost_table  # lazy: fast CLI start-up
 
@@ -173,7 +184,7 @@ def _readme_section(args):
     from adabert.report.readme import write_section  # lazy: fast CLI start-up
 
     write_section(Path(args.main), Path(args.figure), Path(args.measurement), Path(args.out),
-                  Path(args.efficiency) if args.efficiency else None)
+                  Path(args.efficiency) if args.efficiency else None, Path(args.scorecard) if args.scorecard else None)
 
 
 def _readme(args):
@@ -416,6 +427,11 @@ def _add_report_commands(sub) -> None:
          ("--side-by-side", {"nargs": "+", "help": "side-by-side timings (measure-side-by-side) of the searched and "
                                                    "random students, one per task: the latencies compared"}),
          ("--out", {**REQ, "help": "output stem (.md, .tex, .csv)"}))
+    _add(sub, "scorecard", _scorecard, "the run against its targets (paper/targets.yaml), from the run's tables",
+         ("--targets", {**REQ, "help": "paper/targets.yaml"}), ("--teacher", {**REQ, "help": "the teacher table's CSV"}),
+         ("--search", {"help": "the search table's CSV"}), ("--adaptivity", {"help": "the task-adaptivity CSV"}),
+         ("--random", {"help": "the searched-vs-random CSV"}), ("--cost", {"help": "the cost table's CSV"}),
+         ("--main-variant", {"default": "main"}), ("--out", {**REQ, "help": "output stem (.md, .tex, .csv)"}))
     _add(sub, "cost-table", _cost_table, "per-stage wall time and peak memory from Snakemake benchmark files",
          ("--benchmarks", {"nargs": "+", **REQ, "help": "folders of benchmark files (<folder>/<stage>/...)"}),
          ("--out-md", REQ), ("--out-csv", REQ))
@@ -435,6 +451,7 @@ def _add_report_commands(sub) -> None:
          ("--main", {**REQ, "help": "paper/tables/main.md"}), ("--figure", {**REQ, "help": "paper/figures/speedup.png"}),
          ("--measurement", {**REQ, "help": "a measurement JSON of the run (machine and library versions)"}),
          ("--efficiency", {"default": None, "help": "paper/tables/efficiency.csv (the efficiency summary)"}),
+         ("--scorecard", {"default": None, "help": "paper/tables/scorecard.md (the run against its targets)"}),
          ("--out", {**REQ, "help": "the section file (its links are relative to its folder)"}))
     _add(sub, "readme", _readme, "replace the README's results section with the generated one",
          ("--readme", {"default": "README.md"}), ("--section", {"default": "paper/README_results.md"}))

@@ -32,6 +32,19 @@ def test_section_holds_the_table_the_figure_and_the_machine(tmp_path):
     assert "AMD EPYC; 2 cores; no GPU; torch 2.13.0; 2 threads" in section
     # links are relative to the folder of the file the section is written to (paper/README_results.md)
     assert "](figures/speedup.png)" in build_section(main, figure, measurement, tmp_path / "paper")
+    assert "against its targets" not in section
+
+
+def test_section_shows_the_scorecard(tmp_path):
+    main, figure, measurement = _outputs(tmp_path)
+    card = tmp_path / "paper/tables/scorecard.md"
+    card.write_text("# Targets of the default run, checked on this run\n\n| target | met |\n|:--|:--|\n| a | no |\n")
+    section = build_section(main, figure, measurement, tmp_path / "paper", scorecard_md=card)
+    assert "### This run against its targets" in section and "| a | no |" in section
+    assert "[the scorecard](tables/scorecard.md)" in section and "# Targets of the default run" not in section
+    card.write_text("not a table\n")
+    with pytest.raises(AdabertError, match="scorecard rule"):
+        build_section(main, figure, measurement, tmp_path, scorecard_md=card)
 
 
 def test_relative_links_are_rebased_when_spliced(tmp_path, monkeypatch):

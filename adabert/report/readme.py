@@ -3,7 +3,7 @@
 :func:`build_section` renders the main comparison table (``paper/tables/main.md``), the efficiency
 figures of the AdaBERT students that the README quotes (compression, speedup, ONNX Runtime int8 vs
 fp32; from ``paper/tables/efficiency.csv`` over the tasks of the main table, so they agree with the
-tables), the speedup figure and the machine the numbers were measured on (from a measurement JSON);
+tables), the run against its targets (``paper/tables/scorecard.md``), the speedup figure and the machine the numbers were measured on (from a measurement JSON);
 the ``readme_section`` rule writes it to ``paper/README_results.md``, with links relative to that
 file's folder. :func:`splice` replaces the text between the two markers of ``README.md`` with it
 (``python -m adabert readme``, ``make readme``), and :func:`update_readme` rewrites the relative links
@@ -84,11 +84,21 @@ def efficiency_lines(summary_csv: Path, main_csv: Path, folder: Path) -> list[st
     return [*lines, ""]
 
 
+def scorecard_lines(scorecard_md: Path, folder: Path) -> list[str]:
+    """The scorecard table (``paper/tables/scorecard.md``, the run against its targets) under a heading."""
+    text = Path(scorecard_md).read_text(encoding="utf-8").strip().splitlines()
+    if not text or not text[0].startswith("# "):
+        raise AdabertError(f"{scorecard_md}: expected the table written by the scorecard rule")
+    return ["### This run against its targets", "",
+            f"From [the scorecard]({link(scorecard_md, folder)}), regenerated with every run.", "",
+            "\n".join(text[1:]).strip(), ""]
+
+
 def build_section(main_md: Path, figure: Path, measurement_json: Path, folder: Path,
-                  efficiency_csv: Path | None = None) -> str:
+                  efficiency_csv: Path | None = None, scorecard_md: Path | None = None) -> str:
     """The Markdown between the README markers, its links relative to ``folder`` (the folder of the file
     it is written to). ``efficiency_csv``: the efficiency summary (``paper/tables/efficiency.csv``); the
-    main table's CSV is read beside ``main_md``."""
+    main table's CSV is read beside ``main_md``. ``scorecard_md``: the run against its targets."""
     text = Path(main_md).read_text(encoding="utf-8").strip().splitlines()
     if not text or not text[0].startswith("# "):
         raise AdabertError(f"{main_md}: expected the main table written by the main_table rule")
@@ -106,6 +116,7 @@ def build_section(main_md: Path, figure: Path, measurement_json: Path, folder: P
         body,
         "",
         *efficiency,
+        *([] if scorecard_md is None else scorecard_lines(Path(scorecard_md), folder)),
         f"![Speedup over BERT-base per task and engine]({link(figure, folder)})",
         END,
     ])
@@ -135,9 +146,9 @@ def splice(readme: str, section: str, source: str = "README.md") -> str:
 
 
 def write_section(main_md: Path, figure: Path, measurement_json: Path, out: Path,
-                  efficiency_csv: Path | None = None) -> str:
+                  efficiency_csv: Path | None = None, scorecard_md: Path | None = None) -> str:
     """Write the section to ``out`` (links relative to ``out``'s folder)."""
-    section = build_section(main_md, figure, measurement_json, Path(out).parent, efficiency_csv)
+    section = build_section(main_md, figure, measurement_json, Path(out).parent, efficiency_csv, scorecard_md)
     with atomic_path(Path(out)) as tmp:
         tmp.write_text(section + "\n", encoding="utf-8")
     return section

@@ -28,6 +28,7 @@ def teacher_rows(teacher_dirs: list[Path], probe_dirs: list[Path], data_dirs: li
                 "task": task,
                 "split": split,
                 "split_kind": split_label(split, m.get("splits", {})),
+                "main_split": split == m["main_split"],
                 "main_metric": m["main_metric"],
                 "value": metrics[m["main_metric"]],
                 "metrics": ", ".join(f"{k} {v:.2f}" for k, v in sorted(metrics.items())),

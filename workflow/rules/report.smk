@@ -322,6 +322,43 @@ rule seed_table:
         " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
 
 
+rule scorecard:
+    """The run against its targets (paper/targets.yaml), from the run's own tables."""
+    input:
+        targets=os.path.join(workflow.basedir, "paper/targets.yaml"),
+        teacher="results/tables/teacher.csv",
+        search="results/tables/search.csv",
+        cost="results/tables/cost.csv",
+        adaptivity=(
+            ["paper/tables/task_adaptivity.csv"] if len(DERIVED_MAIN) > 1 else []
+        ),
+        random=["paper/tables/searched_vs_random.csv"] if RANDOM_RETRAINED else [],
+    output:
+        md=report(
+            "paper/tables/scorecard.md",
+            category="Main table",
+            caption="../report/scorecard.rst",
+        ),
+        tex="paper/tables/scorecard.tex",
+        csv="paper/tables/scorecard.csv",
+    log:
+        "logs/tables/scorecard.log",
+    conda:
+        ENV
+    params:
+        main=MAIN,
+        stem=out_stem,
+        optional=lambda wildcards, input: " ".join(
+            f"--{key} {shlex.quote(input[key][0])}"
+            for key in ("adaptivity", "random")
+            if input[key]
+        ),
+    shell:
+        "python -m adabert scorecard --targets {input.targets:q} --teacher {input.teacher:q}"
+        " --search {input.search:q} --cost {input.cost:q} {params.optional}"
+        " --main-variant {params.main:q} --out {params.stem:q} > {log:q} 2>&1"
+
+
 rule readme_section:
     """The README's results section: main table, AdaBERT efficiency, speedup figure, machine."""
     input:
@@ -329,6 +366,7 @@ rule readme_section:
         efficiency=rules.efficiency_summary.output.csv,
         figure=rules.figures.output.speedup,
         measurement=README_MEASUREMENT,
+        scorecard=rules.scorecard.output.md,
     output:
         "paper/README_results.md",
     log:
@@ -338,4 +376,5 @@ rule readme_section:
     shell:
         "python -m adabert readme-section --main {input.main:q} --figure {input.figure:q}"
         " --measurement {input.measurement:q} --efficiency {input.efficiency:q}"
+        " --scorecard {input.scorecard:q}"
         " --out {output:q} > {log:q} 2>&1"
