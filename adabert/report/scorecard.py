@@ -170,7 +170,8 @@ def write_scorecard(targets_path: Path, teacher_csv: Path, stem: Path, search_cs
     met = int(df["met"].sum())
     shown = df.assign(met=df["met"].map({True: "yes", False: "no"}))
     write_tables(df, stem, "Targets of the default run, checked on this run", [
-        f"{met} of {len(df)} targets met. The targets: {Path(targets_path).name}; the values: the run's teacher, "
+        f"{met} of {len(df)} targets met. The targets: {Path(targets_path).parent.name}/{Path(targets_path).name}; "
+        "the values: the run's teacher, "
         "search, task-adaptivity, searched-vs-random and cost tables.",
         "All metrics are dev metrics (QQP: a held-out split of the local training rows where the local copy has no "
         "dev file)."], shown=shown, text_cells=True)
