@@ -89,6 +89,27 @@ def test_retrain_throughput_benchmark_times_both_orders(mrpc_small, tmp_path):
         assert grouped["speedup_vs_shuffled"] > 0 and shuffled["examples_per_s"] > 0
 
 
+def test_optimizer_step_benchmark_times_both_kernels_on_the_teacher_and_a_student(mrpc_small, tmp_path):
+    """The loop and the fused AdamW arms start alike and end within rounding of each other (same rule)."""
+    out = tmp_path / "optimizer_step.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/optimizer_step.py"), "--results",
+         str(mrpc_small["data_dir"].parent.parent), "--task", "MRPC", "--steps", "2", "--repeats", "2",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    assert report["task"] == "MRPC" and report["machine"]["threads"] == 1
+    assert report["teacher"]["params"] > 20_000_000 > report["student"]["params"] > 1_000_000
+    for model in ("teacher", "student"):
+        arms = report[model]
+        assert arms["loop"]["train"]["steps"] == arms["fused"]["train"]["steps"] == 2
+        assert arms["step_speedup"] == round(arms["loop"]["step_s"] / arms["fused"]["step_s"], 2)
+        # two steps of the same update: far below what the steps moved the weights
+        assert arms["mean_param_difference"] < 0.01 * arms["mean_param_change"], model
+
+
 def test_search_arms_benchmark_runs_both_heads_through_search_and_retrain(mrpc_small, tmp_path):
     """Each arm searches with its value of the key (here the head: the derived student carries it), and
     both arms retrain every seed."""

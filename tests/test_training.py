@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 
 import pytest
@@ -102,6 +103,27 @@ def test_fit_keeps_the_best_epochs_extra_outputs():
     assert torch.equal(record["logits"]["dev"], logits)
     assert torch.equal(logits, F.one_hot(evals["dev"]["labels"], 2).float())
     assert extra.shape == (32, 3) and bool((extra == 1.0).all())
+
+
+def test_adamw_fuses_where_it_can_and_updates_as_the_loop_does():
+    torch.manual_seed(0)
+    loop_model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+    fused_model = copy.deepcopy(loop_model)
+    groups = lambda m: training.param_groups([m], 0.01)  # noqa: E731
+    fused = training.adamw(groups(fused_model), lr=0.05)
+    loop = torch.optim.AdamW(groups(loop_model), lr=0.05, fused=False)
+    assert fused.defaults["fused"] is True and not loop.defaults["fused"]
+    x = torch.randn(16, 4)
+    for _ in range(5):
+        for model, opt in ((loop_model, loop), (fused_model, fused)):
+            opt.zero_grad()
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for a, b in zip(loop_model.parameters(), fused_model.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    # float64 parameters (or no parameters at all) keep the loop
+    assert not training.adamw([{"params": list(nn.Linear(2, 2).double().parameters())}], lr=0.1).defaults["fused"]
+    assert not training.fusable([])
 
 
 def test_fit_is_deterministic_and_the_seed_matters():

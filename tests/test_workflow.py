@@ -62,10 +62,9 @@ def test_default_dag_covers_every_task_and_seed(tmp_path):
     random_cola = [b for b in proc.stdout.split("\nrule ") if b.startswith("retrain:") and "random/CoLA" in b]
     assert len(random_cola) == 5 and all("--data results/augment/CoLA/data" in b for b in random_cola)
     # searched students + 5 random architectures on each task but WNLI, weighted from the main supernet
-    assert counts["random_architecture"] == 40 and counts["retrain"] == 18 + 40 + 16
-    # + the bag-of-embeddings cell (baselines.fixed_cells) on the same 8 tasks, one per main seed
-    assert counts["fixed_architecture"] == 16
-    assert "--kind fixed --op skip_connect --task SST-2 --sample 1" in proc.stdout
+    assert counts["random_architecture"] == 40 and counts["retrain"] == 18 + 40
+    # the bag-of-embeddings cell (baselines.fixed_cells) is a study (config/studies.yaml), not in the budget
+    assert "fixed_architecture" not in counts and "--kind fixed" not in proc.stdout
     assert "--search results/search/main/RTE/seed0" in proc.stdout
     assert "baseline" not in counts  # BiLSTM-SOFT and the truncated teacher: config/studies.yaml
     # retrain.max_steps and length-grouped batches reach every retrain, the random architectures' included
@@ -145,7 +144,9 @@ def test_studies_config_adds_seeded_ablations_and_transfer(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["search"] == 18 + 7 * 2 * 2  # + 7 ablations x 2 tasks x 2 seeds (effects need a seed spread)
     assert counts["augment"] == 3  # the augmented ablation's two tasks and the main setting's CoLA
-    assert counts["retrain"] == 18 + 28 + 40 + 16 + 9  # + the 3 x 3 transfer matrix
+    # + the 3 x 3 transfer matrix and the identity cell next to the random architectures, one per main seed
+    assert counts["retrain"] == 18 + 28 + 40 + 16 + 9 and counts["fixed_architecture"] == 16
+    assert "--kind fixed --op skip_connect --task SST-2 --sample 1" in proc.stdout
     assert counts["baseline"] == 18 == counts["measure_baseline"]  # BiLSTM-SOFT and truncated teacher, 9 tasks
     for table in ("ablation_table", "transfer_table"):
         assert counts[table] == 1, table
@@ -158,7 +159,7 @@ def test_paper_tasks_config_runs_the_papers_six_tasks(tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["teacher"] == counts["probes"] == 6
     assert counts["search"] == 12 and counts["random_architecture"] == 30
-    assert counts["retrain"] == 12 + 30 + 12 and "augment" not in counts  # + 6 tasks x 2 seeds fixed cells
+    assert counts["retrain"] == 12 + 30 and "augment" not in counts
     for task in ("CoLA", "STS-B", "WNLI"):
         assert f"results/teacher/{task}" not in proc.stdout, task
 
