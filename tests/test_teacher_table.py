@@ -24,12 +24,13 @@ def write(path, payload):
 ])
 def test_probe_columns(tmp_path, head, probes, best_layer, beats_all, beats_intermediate):
     write(tmp_path / "teacher/RTE", {
-        "task": "RTE", "model": "m", "main_metric": "accuracy", "eval": {"dev": {"accuracy": head}},
+        "task": "RTE", "model": "m", "main_metric": "accuracy", "main_split": "dev",
+        "eval": {"dev": {"accuracy": head}},
         "params": 2_000_000, "n_train": 100, "train_time_s": 10.0, "train_examples_per_s": 10.0, "splits": {}})
     write(tmp_path / "probes/RTE", {"layers": [{"layer": i, "eval": {"dev": {"accuracy": v}}}
                                                for i, v in enumerate(probes)]})
     row = teacher_rows([tmp_path / "teacher/RTE"], [tmp_path / "probes/RTE"]).iloc[0]
-    assert row["best_probe_value"] == max(probes) and row["best_probe_layer"] == best_layer
+    assert row["best_probe_value"] == max(probes) and row["best_probe_layer"] == best_layer and row["main_split"]
     assert bool(row["head_beats_probes"]) is beats_all
     assert bool(row["head_beats_intermediate_probes"]) is beats_intermediate
 
@@ -73,7 +74,8 @@ def _task_folders(tmp_path, head_logits, probe_logits, labels, head_value):
         "splits": {"dev": {"n": len(labels)}}, "max_seq_length": 8, "text_columns": ["sentence1", "sentence2"]}))
     save_tensors(data / "dev.safetensors", {"labels": torch.tensor(labels)})
     write(tmp_path / "teacher/RTE", {
-        "task": "RTE", "model": "m", "main_metric": "accuracy", "eval": {"dev": {"accuracy": head_value}},
+        "task": "RTE", "model": "m", "main_metric": "accuracy", "main_split": "dev",
+        "eval": {"dev": {"accuracy": head_value}},
         "params": 2_000_000, "n_train": 100, "train_time_s": 10.0, "train_examples_per_s": 10.0, "splits": {}})
     save_tensors(tmp_path / "teacher/RTE/logits.safetensors", {"dev": torch.tensor(head_logits, dtype=torch.float32)})
     layers = probe_logits.shape[1]
