@@ -184,7 +184,7 @@ def _readme_section(args):
     from adabert.report.readme import write_section  # lazy: fast CLI start-up
 
     write_section(Path(args.main), Path(args.figure), Path(args.measurement), Path(args.out),
-                  Path(args.efficiency) if args.efficiency else None, Path(args.scorecard) if args.scorecard else None)
+                  *(Path(v) if v else None for v in (args.efficiency, args.scorecard, args.cost)))
 
 
 def _readme(args):
@@ -452,6 +452,7 @@ def _add_report_commands(sub) -> None:
          ("--measurement", {**REQ, "help": "a measurement JSON of the run (machine and library versions)"}),
          ("--efficiency", {"default": None, "help": "paper/tables/efficiency.csv (the efficiency summary)"}),
          ("--scorecard", {"default": None, "help": "paper/tables/scorecard.md (the run against its targets)"}),
+         ("--cost", {"default": None, "help": "results/tables/cost.csv (cost_jobs.csv is read beside it)"}),
          ("--out", {**REQ, "help": "the section file (its links are relative to its folder)"}))
     _add(sub, "readme", _readme, "replace the README's results section with the generated one",
          ("--readme", {"default": "README.md"}), ("--section", {"default": "paper/README_results.md"}))

@@ -47,6 +47,26 @@ def test_section_shows_the_scorecard(tmp_path):
         build_section(main, figure, measurement, tmp_path, scorecard_md=card)
 
 
+def test_section_shows_the_runs_cost(tmp_path):
+    main, figure, measurement = _outputs(tmp_path)
+    tables = tmp_path / "results/tables"
+    tables.mkdir(parents=True)
+    (tables / "cost.csv").write_text("stage,jobs,wall_s,mean_s,max_s,span_s,peak_rss_mb\n"
+                                     "teacher,2,3000.4,1500,2000,2500,3000\nretrain,3,160,53,60,900,1000\n"
+                                     "total,5,3160.4,632,2000,6600,3000\n")
+    (tables / "cost_jobs.csv").write_text("stage,job,seconds,max_rss_mb\nteacher,CoLA,1000.4,1\nteacher,RTE,2000,1\n"
+                                          "retrain,main/CoLA/seed0,40,1\nretrain,random/CoLA/seed0,60,1\n"
+                                          "retrain,random/CoLA/seed1,60,1\n")
+    section = build_section(main, figure, measurement, tmp_path / "paper", cost_csv=tables / "cost.csv")
+    assert "### Cost of this run" in section
+    assert ("5 jobs, 3,160 s of job time, spanning 6,600 s (110.0 min) of the clock "
+            "([the cost table](../results/tables/cost.md), per job: [cost_jobs.csv](../results/tables/cost_jobs.csv)): "
+            "teacher 3,000 s (2 jobs); retrain 160 s (3 jobs): random 120 s (2), main 40 s (1).") in section
+    (tables / "cost.csv").write_text("stage,jobs,wall_s,mean_s,max_s,span_s,peak_rss_mb\nteacher,2,1,1,1,1,1\n")
+    with pytest.raises(AdabertError, match="no total row"):
+        build_section(main, figure, measurement, tmp_path, cost_csv=tables / "cost.csv")
+
+
 def test_relative_links_are_rebased_when_spliced(tmp_path, monkeypatch):
     main, figure, measurement = _outputs(tmp_path)
     monkeypatch.chdir(tmp_path)  # the workflow passes paths relative to the repository

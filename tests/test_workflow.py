@@ -355,7 +355,10 @@ def check_study_tables(root: Path) -> None:
     assert bool(card.loc["MRPC f1 >= 86", "met"]) == (mrpc["value"] >= 86)
     pareto = card.loc["Pareto-dominated by a random architecture on <= 2 tasks", "this_run"]
     assert pareto.startswith(f"{int(vs_random['pareto_dominated'].sum())} of {len(vs_random)}")
-    assert "### This run against its targets" in (root / "paper/README_results.md").read_text()
+    section = (root / "paper/README_results.md").read_text()
+    assert "### This run against its targets" in section and "### Cost of this run" in section
+    total = pd.read_csv(root / "results/tables/cost.csv").set_index("stage").loc["total"]
+    assert f"{int(total['jobs'])} jobs, {total['wall_s']:,.0f} s of job time" in section
 
     ablations = pd.read_csv(paper / "ablations.csv").set_index(["variant", "task"])
     assert set(ablations.index) == {("main", "MRPC"), ("beta_0", "MRPC"), ("augmented", "MRPC")}

@@ -3,7 +3,7 @@
 :func:`build_section` renders the main comparison table (``paper/tables/main.md``), the efficiency
 figures of the AdaBERT students that the README quotes (compression, speedup, ONNX Runtime int8 vs
 fp32; from ``paper/tables/efficiency.csv`` over the tasks of the main table, so they agree with the
-tables), the run against its targets (``paper/tables/scorecard.md``), the speedup figure and the machine the numbers were measured on (from a measurement JSON);
+tables), the run against its targets (``paper/tables/scorecard.md``), its cost (``results/tables/cost.csv``), the speedup figure and the machine the numbers were measured on (from a measurement JSON);
 the ``readme_section`` rule writes it to ``paper/README_results.md``, with links relative to that
 file's folder. :func:`splice` replaces the text between the two markers of ``README.md`` with it
 (``python -m adabert readme``, ``make readme``), and :func:`update_readme` rewrites the relative links
@@ -84,6 +84,29 @@ def efficiency_lines(summary_csv: Path, main_csv: Path, folder: Path) -> list[st
     return [*lines, ""]
 
 
+def cost_lines(cost_csv: Path, jobs_csv: Path, folder: Path) -> list[str]:
+    """The run's cost in one paragraph: jobs, job time and clock span, per stage, and the retrains per variant
+    (from the cost table and its per-job rows, ``results/tables/cost.csv`` and ``cost_jobs.csv``)."""
+    cost = pd.read_csv(cost_csv).set_index("stage")
+    jobs = pd.read_csv(jobs_csv)
+    if "total" not in cost.index:
+        raise AdabertError(f"{cost_csv}: no total row (expected the table written by the cost_table rule)")
+    total = cost.loc["total"]
+    stages = cost.drop(index="total").sort_values("wall_s", ascending=False)
+    parts = []
+    for stage, row in stages.iterrows():
+        text = f"{stage} {row['wall_s']:,.0f} s ({int(row['jobs'])} jobs)"
+        if stage == "retrain":
+            variants = jobs[jobs["stage"] == "retrain"].assign(variant=lambda d: d["job"].str.split("/").str[0])
+            by = variants.groupby("variant")["seconds"].agg(["sum", "count"]).sort_values("sum", ascending=False)
+            text += ": " + ", ".join(f"{v} {r['sum']:,.0f} s ({int(r['count'])})" for v, r in by.iterrows())
+        parts.append(text)
+    return ["### Cost of this run", "",
+            f"{int(total['jobs'])} jobs, {total['wall_s']:,.0f} s of job time, spanning {total['span_s']:,.0f} s "
+            f"({total['span_s'] / 60:.1f} min) of the clock ([the cost table]({link(Path(cost_csv).with_suffix('.md'), folder)})"
+            f", per job: [cost_jobs.csv]({link(jobs_csv, folder)})): " + "; ".join(parts) + ".", ""]
+
+
 def scorecard_lines(scorecard_md: Path, folder: Path) -> list[str]:
     """The scorecard table (``paper/tables/scorecard.md``, the run against its targets) under a heading."""
     text = Path(scorecard_md).read_text(encoding="utf-8").strip().splitlines()
@@ -95,10 +118,12 @@ def scorecard_lines(scorecard_md: Path, folder: Path) -> list[str]:
 
 
 def build_section(main_md: Path, figure: Path, measurement_json: Path, folder: Path,
-                  efficiency_csv: Path | None = None, scorecard_md: Path | None = None) -> str:
+                  efficiency_csv: Path | None = None, scorecard_md: Path | None = None,
+                  cost_csv: Path | None = None) -> str:
     """The Markdown between the README markers, its links relative to ``folder`` (the folder of the file
     it is written to). ``efficiency_csv``: the efficiency summary (``paper/tables/efficiency.csv``); the
-    main table's CSV is read beside ``main_md``. ``scorecard_md``: the run against its targets."""
+    main table's CSV is read beside ``main_md``. ``scorecard_md``: the run against its targets.
+    ``cost_csv``: the cost table (``cost_jobs.csv`` is read beside it)."""
     text = Path(main_md).read_text(encoding="utf-8").strip().splitlines()
     if not text or not text[0].startswith("# "):
         raise AdabertError(f"{main_md}: expected the main table written by the main_table rule")
@@ -117,6 +142,7 @@ def build_section(main_md: Path, figure: Path, measurement_json: Path, folder: P
         "",
         *efficiency,
         *([] if scorecard_md is None else scorecard_lines(Path(scorecard_md), folder)),
+        *([] if cost_csv is None else cost_lines(Path(cost_csv), Path(cost_csv).with_name("cost_jobs.csv"), folder)),
         f"![Speedup over BERT-base per task and engine]({link(figure, folder)})",
         END,
     ])
@@ -146,9 +172,11 @@ def splice(readme: str, section: str, source: str = "README.md") -> str:
 
 
 def write_section(main_md: Path, figure: Path, measurement_json: Path, out: Path,
-                  efficiency_csv: Path | None = None, scorecard_md: Path | None = None) -> str:
+                  efficiency_csv: Path | None = None, scorecard_md: Path | None = None,
+                  cost_csv: Path | None = None) -> str:
     """Write the section to ``out`` (links relative to ``out``'s folder)."""
-    section = build_section(main_md, figure, measurement_json, Path(out).parent, efficiency_csv, scorecard_md)
+    section = build_section(main_md, figure, measurement_json, Path(out).parent, efficiency_csv, scorecard_md,
+                            cost_csv)
     with atomic_path(Path(out)) as tmp:
         tmp.write_text(section + "\n", encoding="utf-8")
     return section

@@ -367,6 +367,7 @@ rule readme_section:
         figure=rules.figures.output.speedup,
         measurement=README_MEASUREMENT,
         scorecard=rules.scorecard.output.md,
+        cost=rules.cost_table.output.csv,
     output:
         "paper/README_results.md",
     log:
@@ -376,5 +377,5 @@ rule readme_section:
     shell:
         "python -m adabert readme-section --main {input.main:q} --figure {input.figure:q}"
         " --measurement {input.measurement:q} --efficiency {input.efficiency:q}"
-        " --scorecard {input.scorecard:q}"
+        " --scorecard {input.scorecard:q} --cost {input.cost:q}"
         " --out {output:q} > {log:q} 2>&1"
