@@ -95,7 +95,8 @@ def cost_lines(cost_csv: Path, jobs_csv: Path, folder: Path) -> list[str]:
     stages = cost.drop(index="total").sort_values("wall_s", ascending=False)
     parts = []
     for stage, row in stages.iterrows():
-        text = f"{stage} {row['wall_s']:,.0f} s ({int(row['jobs'])} jobs)"
+        n = int(row["jobs"])
+        text = f"{stage} {row['wall_s']:,.0f} s ({n} job{'' if n == 1 else 's'})"
         if stage == "retrain":
             variants = jobs[jobs["stage"] == "retrain"].assign(variant=lambda d: d["job"].str.split("/").str[0])
             by = variants.groupby("variant")["seconds"].agg(["sum", "count"]).sort_values("sum", ascending=False)
