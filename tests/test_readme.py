@@ -60,7 +60,8 @@ def test_section_shows_the_runs_cost(tmp_path):
     section = build_section(main, figure, measurement, tmp_path / "paper", cost_csv=tables / "cost.csv")
     assert "### Cost of this run" in section
     assert ("5 jobs, 3,160 s of job time, spanning 6,600 s (110.0 min) of the clock "
-            "([the cost table](../results/tables/cost.md), per job: [cost_jobs.csv](../results/tables/cost_jobs.csv)): "
+            "(the cost table `cost.csv` and its per-job rows `cost_jobs.csv`, which `make readme` copies into "
+            "docs/results): "
             "teacher 3,000 s (2 jobs); retrain 160 s (3 jobs): random 120 s (2), main 40 s (1).") in section
     (tables / "cost.csv").write_text("stage,jobs,wall_s,mean_s,max_s,span_s,peak_rss_mb\nteacher,2,1,1,1,1,1\n")
     with pytest.raises(AdabertError, match="no total row"):

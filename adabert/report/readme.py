@@ -84,7 +84,7 @@ def efficiency_lines(summary_csv: Path, main_csv: Path, folder: Path) -> list[st
     return [*lines, ""]
 
 
-def cost_lines(cost_csv: Path, jobs_csv: Path, folder: Path) -> list[str]:
+def cost_lines(cost_csv: Path, jobs_csv: Path) -> list[str]:
     """The run's cost in one paragraph: jobs, job time and clock span, per stage, and the retrains per variant
     (from the cost table and its per-job rows, ``results/tables/cost.csv`` and ``cost_jobs.csv``)."""
     cost = pd.read_csv(cost_csv).set_index("stage")
@@ -104,8 +104,9 @@ def cost_lines(cost_csv: Path, jobs_csv: Path, folder: Path) -> list[str]:
         parts.append(text)
     return ["### Cost of this run", "",
             f"{int(total['jobs'])} jobs, {total['wall_s']:,.0f} s of job time, spanning {total['span_s']:,.0f} s "
-            f"({total['span_s'] / 60:.1f} min) of the clock ([the cost table]({link(Path(cost_csv).with_suffix('.md'), folder)})"
-            f", per job: [cost_jobs.csv]({link(jobs_csv, folder)})): " + "; ".join(parts) + ".", ""]
+            f"({total['span_s'] / 60:.1f} min) of the clock (the cost table `{Path(cost_csv).name}` and its per-job "
+            f"rows `{Path(jobs_csv).name}`, which `make readme` copies into docs/results): " + "; ".join(parts) + ".",
+            ""]
 
 
 def scorecard_lines(scorecard_md: Path, folder: Path) -> list[str]:
@@ -143,7 +144,7 @@ def build_section(main_md: Path, figure: Path, measurement_json: Path, folder: P
         "",
         *efficiency,
         *([] if scorecard_md is None else scorecard_lines(Path(scorecard_md), folder)),
-        *([] if cost_csv is None else cost_lines(Path(cost_csv), Path(cost_csv).with_name("cost_jobs.csv"), folder)),
+        *([] if cost_csv is None else cost_lines(Path(cost_csv), Path(cost_csv).with_name("cost_jobs.csv"))),
         f"![Speedup over BERT-base per task and engine]({link(figure, folder)})",
         END,
     ])
