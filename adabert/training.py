@@ -210,10 +210,15 @@ def select_best(best: dict | None, epoch: int, value: float, **payload) -> dict:
     return best
 
 
+def _logits(outputs: dict) -> dict[str, torch.Tensor]:
+    """The logits of each split's ``predict`` output (the output itself, or the first of ``(logits, extra)``)."""
+    return {s: out[0] if isinstance(out, tuple) else out for s, out in outputs.items()}
+
+
 def _evaluate(model: nn.Module, evals: dict, spec: tasks_mod.TaskSpec, predict: Predict) -> tuple[dict, dict]:
     """``predict``'s output per eval split and the metrics of its logits."""
     outputs = {s: predict(model, t) for s, t in evals.items()}
-    logits = {s: out[0] if isinstance(out, tuple) else out for s, out in outputs.items()}
+    logits = _logits(outputs)
     return outputs, {s: metrics_mod.compute(spec, logits[s], evals[s]["labels"]) for s in evals}
 
 
@@ -261,11 +266,12 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
     ``train`` holds row-aligned tensors (``labels`` included); each step sees ``{key: rows of the batch}``
     on ``device`` and ``step(model, batch)`` returns the loss components (``loss`` is minimised, every
     component is averaged into the history). ``predict(model, split)`` gives the logits ``[N, C]`` (CPU,
-    row order) of an eval split in eval mode, or ``(logits, extra)``. ``groups``: the optimiser's parameter groups (default
-    :func:`param_groups` of the model and ``extra_modules``, e.g. auxiliary heads trained along).
-    The record: ``best_epoch``, ``main_value``, ``eval`` (metrics of the best epoch), ``logits`` (its
-    eval logits), ``outputs`` (what ``predict`` returned for it), ``history``, ``train_time_s``, ``epochs``, ``examples_seen``, ``steps``, ``max_steps``,
-    ``passes`` (examples seen / training rows), ``peak_rss_mb``.
+    row order) of an eval split in eval mode, or ``(logits, extra)``. ``groups``: the optimiser's
+    parameter groups (default :func:`param_groups` of the model and ``extra_modules``, e.g. auxiliary
+    heads trained along). The record: ``best_epoch``, ``main_value``, ``eval`` (metrics of the best
+    epoch), ``logits`` (its eval logits), ``outputs`` (what ``predict`` returned for it), ``history``,
+    ``train_time_s``, ``epochs``, ``examples_seen``, ``steps``, ``max_steps``, ``passes`` (examples seen /
+    training rows), ``peak_rss_mb``.
     """
     n_train = int(train["labels"].shape[0])
     if n_train == 0:
@@ -307,8 +313,8 @@ def fit(model: nn.Module, *, train: dict[str, torch.Tensor], evals: dict[str, di
                                eval=eval_metrics)
     model.load_state_dict(best["state"])
     model.cpu().eval()
-    logits = {s: out[0] if isinstance(out, tuple) else out for s, out in best["outputs"].items()}
-    return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"], "logits": logits,
+    return {"best_epoch": best["epoch"], "main_value": best["value"], "eval": best["eval"],
+            "logits": _logits(best["outputs"]),
             "outputs": best["outputs"],
             "history": history, "train_time_s": train_time, "epochs": recipe.epochs, "examples_seen": seen,
             "steps": total, "max_steps": recipe.max_steps, "passes": seen / n_train, "peak_rss_mb": peak_rss_mb(), "precision": precision,

@@ -3,7 +3,9 @@
 :func:`build_section` renders the main comparison table (``paper/tables/main.md``), the efficiency
 figures of the AdaBERT students that the README quotes (compression, speedup, ONNX Runtime int8 vs
 fp32; from ``paper/tables/efficiency.csv`` over the tasks of the main table, so they agree with the
-tables), the run against its targets (``paper/tables/scorecard.md``), its cost (``results/tables/cost.csv``), the speedup figure and the machine the numbers were measured on (from a measurement JSON);
+tables), the run against its targets (``paper/tables/scorecard.md``), its cost
+(``results/tables/cost.csv``), the speedup figure and the machine the numbers were measured on (from a
+measurement JSON);
 the ``readme_section`` rule writes it to ``paper/README_results.md``, with links relative to that
 file's folder. :func:`splice` replaces the text between the two markers of ``README.md`` with it
 (``python -m adabert readme``, ``make readme``), and :func:`update_readme` rewrites the relative links
