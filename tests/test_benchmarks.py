@@ -437,3 +437,20 @@ def test_uncapped_cells_derives_the_selected_round_with_and_without_the_cap(mrpc
     assert rows["zero"]["parameter_free"] == 0 and rows["zero"]["parameter_free_uncapped"] == expected
     assert rows["none"]["edges"] == sum(len(node) for node in cell)
     assert expected > 0, "the small search kept no parameter-free edge: the cap of 0 would test nothing"
+
+
+def test_task_adaptivity_permutation_benchmark_reads_a_pair_table(tmp_path):
+    """Four searches whose cells follow the task exactly: the gap is 6 edges, p about 1/3 (see the unit test)."""
+    keys = [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
+    rows = ["task_a,seed_a,task_b,seed_b,edges,depth,same_task"]
+    rows += [f"{a[0]},{a[1]},{b[0]},{b[1]},{0 if a[0] == b[0] else 6},0,{a[0] == b[0]}"
+             for i, a in enumerate(keys) for b in keys[i + 1:]]
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "perm.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks/task_adaptivity_permutation.py"),
+                           "--pairs", str(tmp_path / "pairs.csv"), "--permutations", "600", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["observed_gap"] == 6.0 and report["searches"] == 4 and report["n_permutations"] == 600
+    assert report["p_value"] == pytest.approx(1 / 3, abs=0.06)

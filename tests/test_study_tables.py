@@ -280,6 +280,27 @@ def test_task_adaptivity_within_vs_across(tmp_path):
     assert len(pd.read_csv(tmp_path / "a.csv")) == 6
 
 
+def test_task_adaptivity_permutation_test_has_known_answers():
+    from adabert.report.adaptivity import label_permutation_p
+
+    def pairs(edges):  # searches A0 A1 B0 B1; edges(task_a, task_b) gives each pair's distance
+        keys = [("A", 0), ("A", 1), ("B", 0), ("B", 1)]
+        return pd.DataFrame([{"task_a": a[0], "seed_a": a[1], "task_b": b[0], "seed_b": b[1],
+                              "edges": edges(a[0], b[0]), "depth": 0, "same_task": a[0] == b[0]}
+                             for i, a in enumerate(keys) for b in keys[i + 1:]])
+
+    # the same task: identical cells, different tasks: nothing in common. Of the 3 ways to split the four
+    # searches into two pairs, only the true one gives a gap of 6, so p = 1/3 exactly over all labelings.
+    split = label_permutation_p(pairs(lambda a, b: 0 if a == b else 6), n_permutations=3000, seed=1)
+    assert split["observed_gap"] == 6.0 and split["searches"] == 4
+    assert split["p_value"] == pytest.approx(1 / 3, abs=0.03)
+    flat = label_permutation_p(pairs(lambda a, b: 5), n_permutations=200)
+    assert flat["observed_gap"] == 0.0 and flat["p_value"] == 1.0  # every labeling ties with the observed
+    one_task = pairs(lambda a, b: 3).assign(task_a="A", task_b="A", same_task=True)
+    with pytest.raises(AdabertError, match="within and across tasks"):
+        label_permutation_p(one_task, n_permutations=10)
+
+
 def test_ablation_effect_is_claimed_only_beyond_the_seed_spread_and_beta_figure(tmp_path):
     from adabert.report.ablation_table import beta_variants, exceeds_spread
     from adabert.report.figures import beta_tradeoff_figure

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from adabert.errors import AdabertError
@@ -54,6 +55,34 @@ def summarise(pairs: pd.DataFrame) -> pd.DataFrame:
                      "depth_mean": float(part["depth"].mean()) if len(part) else None,
                      "identical": int(((part["edges"] == 0) & (part["depth"] == 0)).sum())})
     return pd.DataFrame(rows)
+
+
+def label_permutation_p(pairs: pd.DataFrame, n_permutations: int = 5000, seed: int = 0) -> dict:
+    """How often the across-task minus within-task mean edge distance is at least the observed one when the
+    task labels of the searches are shuffled (a one-sided permutation test of task adaptivity).
+
+    ``pairs``: :func:`genotype_pairs`' table (every unordered pair of searches). Returns the observed gap,
+    the p-value (share of permutations with a gap at least as large) and the number of permutations."""
+    keys = sorted({(r.task_a, r.seed_a) for r in pairs.itertuples()} | {(r.task_b, r.seed_b) for r in pairs.itertuples()})
+    index = {k: i for i, k in enumerate(keys)}
+    dist = np.zeros((len(keys), len(keys)))
+    for r in pairs.itertuples():
+        i, j = index[(r.task_a, r.seed_a)], index[(r.task_b, r.seed_b)]
+        dist[i, j] = dist[j, i] = r.edges
+    upper = np.triu_indices(len(keys), k=1)
+    tasks = np.array([k[0] for k in keys])
+
+    def gap(labels: np.ndarray) -> float:
+        same = (labels[:, None] == labels[None, :])[upper]
+        if same.all() or not same.any():
+            raise AdabertError("a permutation test needs pairs both within and across tasks")
+        return float(dist[upper][~same].mean() - dist[upper][same].mean())
+
+    observed = gap(tasks)
+    rng = np.random.default_rng(seed)
+    hits = sum(gap(rng.permutation(tasks)) >= observed - 1e-12 for _ in range(n_permutations))
+    return {"observed_gap": observed, "p_value": hits / n_permutations, "n_permutations": n_permutations,
+            "searches": len(keys)}
 
 
 def verdict(summary: pd.DataFrame) -> str:

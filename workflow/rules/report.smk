@@ -368,6 +368,7 @@ rule readme_section:
         measurement=README_MEASUREMENT,
         scorecard=rules.scorecard.output.md,
         cost=rules.cost_table.output.csv,
+        cost_jobs=rules.cost_table.output.jobs,  # read beside cost.csv
     output:
         "paper/README_results.md",
     log:
