@@ -10,7 +10,8 @@ counts the parameter-free kept edges of each and whether the uncapped cell keeps
 
 Usage (the committed report):
     python benchmarks/uncapped_cells.py --results results --out docs/results/search_committed/uncapped_cells.json
-(run in the folder of the config/search_committed.yaml run, docs/results/search_committed/README.md).
+(run in the folder of the committed-search run, docs/results/search_committed/README.md; that overlay,
+no decay and a cap of 2, is the default since 2026-12-06).
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def test_bad_teacher_recipe_names_its_key(recipe, message):
                                    ["config/config.yaml", "config/studies.yaml"],
                                    ["config/config.yaml", "config/random_uniform_depth.yaml"],
                                    ["config/config.yaml", "config/long_search.yaml"],
-                                   ["config/config.yaml", "config/search_committed.yaml"]])
+                                   ["config/config.yaml", "config/search_authors.yaml"]])
 def test_shipped_configs_validate(paths):
     """Each complete setting alone, each overlay on the default (merged as Snakemake merges config files)."""
     cfg = config.load([REPO / p for p in paths])
@@ -122,8 +122,10 @@ def test_shipped_configs_validate(paths):
         assert cfg["baselines"]["random"]["samples"] == 5
     if "config/long_search.yaml" in paths:  # 10x the default's search steps, every pass they need
         assert cfg["search"]["steps"] == 3000 and cfg["search"]["max_passes"] == 16 and cfg["tasks"] == ["SST-2", "MNLI"]
-    if "config/search_committed.yaml" in paths:  # no decay on the architecture logits, capped parameter-free ops
+    if paths == ["config/config.yaml"]:  # no decay on the architecture logits, capped parameter-free ops
         assert cfg["search"]["alpha_weight_decay"] == 0 and cfg["search"]["max_parameter_free"] == 2
+    if "config/search_authors.yaml" in paths:  # the authors' decay, the paper's uncapped derivation
+        assert cfg["search"]["alpha_weight_decay"] == 1e-3 and cfg["search"]["max_parameter_free"] is None
         assert cfg["search"]["steps"] == 300 and cfg["tasks"][-1] == "WNLI"  # the rest is the default's
     if "config/studies.yaml" in paths:  # the overlay's variants join the default's main variant
         assert {"main", "no_kd", "augmented"} <= set(cfg["variants"]) and cfg["variants"]["main"]["augment"] == ["CoLA"]
