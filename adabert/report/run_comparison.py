@@ -15,10 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from adabert.errors import AdabertError
+from adabert.nas.ops import OP_NAMES, PARAMETER_FREE_OPS
 
 TABLES = ("search.csv", "searched_vs_random.csv", "cost_jobs.csv")
-CONV_OPS = ("std_conv_3", "std_conv_5", "std_conv_7", "dil_conv_3", "dil_conv_5", "dil_conv_7")
-FREE_OPS = ("max_pool_3", "avg_pool_3", "skip_connect")
 
 
 def read_run(folder: Path) -> dict[str, pd.DataFrame]:
@@ -37,8 +36,8 @@ def search_summary(search: pd.DataFrame, variant: str = "main") -> dict:
     rows = search[search["variant"] == variant]
     if rows.empty:
         raise AdabertError(f"search table: no rows of variant {variant!r}")
-    edges = {op: int(rows[f"n_{op}"].sum()) for op in CONV_OPS + FREE_OPS if f"n_{op}" in rows}
-    conv = sum(edges.get(op, 0) for op in CONV_OPS)
+    edges = {op: int(rows[f"n_{op}"].sum()) for op in OP_NAMES if f"n_{op}" in rows}  # search_table's op counts
+    free = sum(n for op, n in edges.items() if op in PARAMETER_FREE_OPS)
     return {
         "searches": len(rows),
         "max_op_prob_mean_min": float(rows["max_op_prob_mean"].min()),
@@ -48,8 +47,8 @@ def search_summary(search: pd.DataFrame, variant: str = "main") -> dict:
         "depth_max_prob_min": float(rows["depth_max_prob"].min()),
         "depths": {int(k): int(v) for k, v in rows["depth"].value_counts().sort_index().items()},
         "students_without_conv": int(rows["no_conv"].astype(bool).sum()),
-        "kept_edges_conv": conv,
-        "kept_edges_parameter_free": sum(edges.get(op, 0) for op in FREE_OPS),
+        "kept_edges_conv": sum(edges.values()) - free,
+        "kept_edges_parameter_free": free,
         "kept_edges_by_op": edges,
     }
 
